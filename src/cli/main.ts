@@ -1,0 +1,22 @@
+// The `raftka` command. Each command group lives in its own module and registers itself
+// on the program; this file only assembles them.
+import { Command } from 'commander';
+import { registerLogCommands } from './log.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('raftka')
+    .description('Raftka: a Kafka-style replicated log broker with an embedded Raft metadata quorum')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  registerLogCommands(program);
+  return program;
+}
+
+const program = buildProgram();
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  console.error(`raftka: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+}

@@ -2,6 +2,7 @@
 // on the program; this file only assembles them.
 import { Command } from 'commander';
 import { registerLogCommands } from './log.ts';
+import { registerStorageCommands } from './storage.ts';
 
 export function buildProgram(): Command {
   const program = new Command('raftka')
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
   registerLogCommands(program);
+  registerStorageCommands(program);
   return program;
 }
 

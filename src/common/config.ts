@@ -10,7 +10,7 @@ interface BaseDef<T> {
   readonly kind: Kind;
   readonly default: T;
   readonly doc: string;
-  readonly validate?: (v: T) => string | undefined;
+  validate?(v: T): string | undefined;
 }
 
 export interface IntDef extends BaseDef<number> {

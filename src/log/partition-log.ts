@@ -1,0 +1,691 @@
+// A partition's log: ordered segments in one directory, plus the recovery-point and
+// leader-epoch checkpoints. Mutations (append, roll, truncate, retention, the cleaner's
+// swap) run one at a time through a queue; reads run concurrently and only ever see whole
+// batches below a segment's written size.
+//
+// Durability: `flush()` fdatasyncs every segment with unflushed bytes; appends waiting
+// for durability share one flush (group commit). The recovery point (all offsets below
+// it are on disk) is checkpointed; after a crash, everything from the segment holding it
+// onwards is rescanned, CRC-checked, and cut at the first torn or corrupt batch.
+import { mkdir, readdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RaftkaError, assert } from '../common/errors.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
+import {
+  decodeRecords,
+  readBatchHeader,
+  setBaseOffset,
+  setLogAppendTime,
+  setPartitionLeaderEpoch,
+  splitBatches,
+} from './batch.ts';
+import { fsyncDir, readFileIfExists, unlinkIfExists, writeFileAtomic } from './checkpoint.ts';
+import { logConfig, type LogConfig } from './config.ts';
+import { LeaderEpochCache } from './leader-epoch.ts';
+import { LogSegment, segmentFileName, type AppendedBatch, type SegmentOptions, type SyncObserver } from './segment.ts';
+import { cleanSegment, buildOffsetMap } from './cleaner.ts';
+
+export interface LogOptions {
+  config?: LogConfig;
+  clock?: Clock;
+  logger?: Logger;
+  /** Test-only: told the durable length of every file after each fsync. */
+  onSync?: SyncObserver;
+  /** How often the recovery point is checkpointed after flushes. */
+  recoveryCheckpointIntervalMs?: number;
+}
+
+export interface AppendInfo {
+  firstOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  /** The broker's timestamp when message.timestamp.type=LogAppendTime, else -1. */
+  logAppendTimeMs: number;
+  batchCount: number;
+  recordCount: number;
+  bytes: number;
+}
+
+export interface ReadResult {
+  /** Whole raw batches, as stored. Empty when nothing is available. */
+  records: Buffer;
+  logStartOffset: number;
+  logEndOffset: number;
+}
+
+interface PendingAppend {
+  buf: Buffer;
+  batches: Array<{ pos: number; size: number }>;
+  asLeader: boolean;
+  leaderEpoch: number;
+  resolve(info: AppendInfo): void;
+  reject(e: unknown): void;
+}
+
+interface Checkpoint {
+  version: 1;
+  recoveryPoint: number;
+  logStartOffset: number;
+  cleanShutdown: boolean;
+}
+
+const CHECKPOINT_FILE = 'partition.checkpoint';
+const EPOCH_FILE = 'leader-epoch-checkpoint';
+
+export class PartitionLog {
+  private segments: LogSegment[] = [];
+  private _logStartOffset = 0;
+  private _recoveryPoint = 0;
+  private unflushedRecords = 0;
+  private pending: PendingAppend[] = [];
+  private drainQueued = false;
+  private opTail: Promise<unknown> = Promise.resolve();
+  private flushing: Promise<void> | undefined;
+  private flushWanted = false;
+  private durableWaiters: Array<{ offset: number; resolve(): void; reject(e: unknown): void }> = [];
+  private checkpointTail: Promise<void> = Promise.resolve();
+  private lastCheckpointMs = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private cleaning = false;
+  private readonly segOpts: SegmentOptions;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: LogConfig,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly epochs: LeaderEpochCache,
+    private readonly opts: LogOptions,
+  ) {
+    this.segOpts = { indexIntervalBytes: config['index.interval.bytes'], logger, onSync: opts.onSync };
+  }
+
+  static async open(dir: string, opts: LogOptions = {}): Promise<PartitionLog> {
+    await mkdir(dir, { recursive: true });
+    const logger = (opts.logger ?? silentLogger()).child({ component: 'log', dir });
+    const epochs = await LeaderEpochCache.load(join(dir, EPOCH_FILE));
+    const log = new PartitionLog(dir, opts.config ?? logConfig(), opts.clock ?? systemClock, logger, epochs, opts);
+    await log.load();
+    return log;
+  }
+
+  get logStartOffset(): number {
+    return this._logStartOffset;
+  }
+
+  get logEndOffset(): number {
+    return this.active.nextOffset;
+  }
+
+  /** Every offset below this is on disk (fdatasync'd). */
+  get flushedOffset(): number {
+    return this._recoveryPoint;
+  }
+
+  get sizeInBytes(): number {
+    return this.segments.reduce((n, s) => n + s.size, 0);
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  segmentBaseOffsets(): number[] {
+    return this.segments.map((s) => s.baseOffset);
+  }
+
+  get leaderEpochCache(): LeaderEpochCache {
+    return this.epochs;
+  }
+
+  private get active(): LogSegment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  // ---- open and recovery ----
+
+  private async load(): Promise<void> {
+    const names = await readdir(this.dir);
+    // Half-finished cleaner output and checkpoint temp files are dropped; the originals are intact.
+    for (const n of names) if (n.endsWith('.cleaned') || n.endsWith('.tmp')) await unlinkIfExists(join(this.dir, n));
+    const bases = names
+      .filter((n) => /^\d{20}\.log$/.test(n))
+      .map((n) => Number(n.slice(0, 20)))
+      .sort((a, b) => a - b);
+    const cp = await this.readCheckpoint();
+    this._logStartOffset = cp?.logStartOffset ?? bases[0] ?? 0;
+    for (const base of bases) this.segments.push(await LogSegment.openLazy(this.dir, base, this.segOpts));
+    if (this.segments.length === 0) {
+      this.segments.push(await LogSegment.create(this.dir, this._logStartOffset, this.segOpts));
+      this._recoveryPoint = this._logStartOffset;
+    } else if (cp?.cleanShutdown) {
+      await this.active.ensureLoaded();
+      this._recoveryPoint = this.active.nextOffset;
+    } else {
+      await this.recover(cp?.recoveryPoint ?? 0);
+    }
+    if (this._logStartOffset < this.segments[0]!.baseOffset) this._logStartOffset = this.segments[0]!.baseOffset;
+    if (this._logStartOffset > this.logEndOffset) this._logStartOffset = this.logEndOffset;
+    if (this.epochs.truncateFromEnd(this.logEndOffset)) await this.epochs.persist();
+    // From here on the log is live: a crash must not be mistaken for a clean shutdown.
+    await this.writeCheckpoint(false);
+    this.logger.debug({ logStartOffset: this._logStartOffset, logEndOffset: this.logEndOffset, segments: this.segments.length }, 'log opened');
+  }
+
+  private async recover(recoveryPoint: number): Promise<void> {
+    let i = Math.max(0, this.floorIndex(recoveryPoint));
+    this.logger.info({ recoveryPoint, fromSegment: this.segments[i]!.baseOffset }, 'recovering log after unclean shutdown');
+    for (; i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      const { truncated } = await seg.recover();
+      if (truncated && i < this.segments.length - 1) {
+        const doomed = this.segments.splice(i + 1);
+        this.logger.warn({ segments: doomed.map((s) => s.baseOffset) }, 'deleting segments after a corrupt batch');
+        for (const s of doomed) await s.delete();
+        break;
+      }
+    }
+    this._recoveryPoint = Math.min(recoveryPoint, this.logEndOffset);
+    if (this._recoveryPoint < this.segments[0]!.baseOffset) this._recoveryPoint = this.segments[0]!.baseOffset;
+  }
+
+  private async readCheckpoint(): Promise<Checkpoint | undefined> {
+    const path = join(this.dir, CHECKPOINT_FILE);
+    const text = await readFileIfExists(path);
+    if (text === undefined) return undefined;
+    try {
+      const cp = JSON.parse(text) as Checkpoint;
+      if (cp.version !== 1 || !Number.isInteger(cp.recoveryPoint) || !Number.isInteger(cp.logStartOffset)) throw new Error('bad fields');
+      return cp;
+    } catch (e) {
+      // Losing it costs only a longer recovery: scan everything.
+      this.logger.warn({ file: path, err: (e as Error).message }, 'checkpoint unreadable; recovering the whole log');
+      return undefined;
+    }
+  }
+
+  private writeCheckpoint(cleanShutdown: boolean): Promise<void> {
+    const run = async () => {
+      const cp: Checkpoint = { version: 1, recoveryPoint: this._recoveryPoint, logStartOffset: this._logStartOffset, cleanShutdown };
+      await writeFileAtomic(join(this.dir, CHECKPOINT_FILE), JSON.stringify(cp));
+      this.lastCheckpointMs = this.clock.monotonicMs();
+    };
+    const p = this.checkpointTail.then(run);
+    this.checkpointTail = p.catch((e: unknown) => this.logger.error({ err: e }, 'checkpoint write failed'));
+    return p;
+  }
+
+  // ---- serialization of mutations ----
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.opTail.then(() => {
+      if (this.closed) throw new RaftkaError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`);
+      return fn();
+    });
+    this.opTail = p.catch(() => undefined);
+    return p;
+  }
+
+  private floorIndex(offset: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  // ---- append ----
+
+  /**
+   * Leader append: validates every batch (CRC, size), assigns offsets from the log end by
+   * patching each batch's base offset and leader epoch in place, and writes it. Nothing
+   * is written when any batch is invalid. Resolves once written (and, when
+   * flush.before.ack, once durable).
+   */
+  appendAsLeader(records: Buffer, leaderEpoch: number): Promise<AppendInfo> {
+    return this.enqueue(records, true, leaderEpoch);
+  }
+
+  /** Follower append: batches keep the leader's offsets and epochs; they must start at or after the log end. */
+  appendAsFollower(records: Buffer): Promise<AppendInfo> {
+    return this.enqueue(records, false, -1);
+  }
+
+  private async enqueue(buf: Buffer, asLeader: boolean, leaderEpoch: number): Promise<AppendInfo> {
+    if (this.closed) throw new RaftkaError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`);
+    const batches = splitBatches(buf);
+    if (batches.length === 0) throw new RaftkaError('CORRUPT_MESSAGE', 'append holds no record batch');
+    const max = this.config['max.message.bytes'];
+    let prevLast = -1;
+    for (const b of batches) {
+      if (b.size > max) {
+        throw new RaftkaError('MESSAGE_TOO_LARGE', `record batch of ${b.size} bytes exceeds max.message.bytes ${max}`);
+      }
+      const h = readBatchHeader(buf, b.pos);
+      if (!asLeader) {
+        if (h.baseOffset <= prevLast) throw new RaftkaError('CORRUPT_MESSAGE', `batch offsets go back: ${h.baseOffset} after ${prevLast}`);
+        prevLast = h.lastOffset;
+      }
+      if (asLeader && this.config['cleanup.policy'].includes('compact')) {
+        for (const r of decodeRecords(buf.subarray(b.pos, b.pos + b.size))) {
+          if (r.key === null) throw new RaftkaError('INVALID_RECORD', 'compacted topics accept only records with a key');
+        }
+      }
+    }
+    const info = await new Promise<AppendInfo>((resolve, reject) => {
+      this.pending.push({ buf, batches, asLeader, leaderEpoch, resolve, reject });
+      if (!this.drainQueued) {
+        this.drainQueued = true;
+        void this.serialize(() => this.drain()).catch(() => undefined);
+      }
+    });
+    if (this.config['flush.before.ack']) await this.waitForDurable(info.lastOffset + 1);
+    return info;
+  }
+
+  private async drain(): Promise<void> {
+    this.drainQueued = false;
+    const work = this.pending;
+    this.pending = [];
+    const now = this.clock.nowMs();
+    let bufs: Buffer[] = [];
+    let meta: AppendedBatch[] = [];
+    let size = this.active.size;
+    const done: Array<{ p: PendingAppend; info: AppendInfo }> = [];
+    let epochChanged = false;
+    const writeOut = async () => {
+      if (bufs.length === 0) return;
+      await this.active.append(bufs, meta, now);
+      bufs = [];
+      meta = [];
+    };
+    try {
+      for (const p of work) {
+        let next = meta.length > 0 ? meta[meta.length - 1]!.lastOffset + 1 : this.active.nextOffset;
+        const appendTime = this.config['message.timestamp.type'] === 'LogAppendTime' ? now : -1;
+        if (!p.asLeader) {
+          const firstBase = readBatchHeader(p.buf, p.batches[0]!.pos).baseOffset;
+          if (firstBase < next) {
+            p.reject(new RaftkaError('OFFSET_OUT_OF_RANGE', `follower batch at offset ${firstBase} is below the log end offset ${next}`));
+            continue;
+          }
+        }
+        let first = -1;
+        let last = -1;
+        let maxTs = -1;
+        let recordCount = 0;
+        for (const b of p.batches) {
+          const bytes = p.buf.subarray(b.pos, b.pos + b.size);
+          if (p.asLeader) {
+            setBaseOffset(bytes, 0, next);
+            setPartitionLeaderEpoch(bytes, 0, p.leaderEpoch);
+            if (appendTime >= 0) setLogAppendTime(bytes, appendTime);
+          }
+          const h = readBatchHeader(bytes);
+          if (this.shouldRoll(size, b.size, now)) {
+            await writeOut();
+            await this.roll(h.baseOffset);
+            size = 0;
+          }
+          if (h.partitionLeaderEpoch >= 0 && this.epochs.assign(h.partitionLeaderEpoch, h.baseOffset)) epochChanged = true;
+          bufs.push(bytes);
+          meta.push({ baseOffset: h.baseOffset, lastOffset: h.lastOffset, maxTimestamp: h.maxTimestamp, size: b.size });
+          size += b.size;
+          if (first < 0) first = h.baseOffset;
+          last = h.lastOffset;
+          if (h.maxTimestamp > maxTs) maxTs = h.maxTimestamp;
+          recordCount += h.recordCount;
+          next = h.lastOffset + 1;
+        }
+        done.push({ p, info: { firstOffset: first, lastOffset: last, maxTimestamp: maxTs, logAppendTimeMs: appendTime, batchCount: p.batches.length, recordCount, bytes: p.buf.length } });
+      }
+      await writeOut();
+      if (epochChanged) await this.epochs.persist();
+    } catch (e) {
+      this.logger.error({ err: e }, 'append failed');
+      const err = e instanceof RaftkaError ? e : new RaftkaError('KAFKA_STORAGE_ERROR', `append to ${this.dir} failed: ${(e as Error).message}`);
+      for (const p of work) if (!done.some((d) => d.p === p)) p.reject(err);
+      for (const d of done) d.p.reject(err);
+      return;
+    }
+    for (const d of done) {
+      this.unflushedRecords += d.info.recordCount;
+      d.p.resolve(d.info);
+    }
+    this.applyFlushPolicy();
+  }
+
+  private shouldRoll(size: number, batchSize: number, now: number): boolean {
+    const seg = this.active;
+    if (size === 0) return false;
+    if (size + batchSize > this.config['segment.bytes']) return true;
+    if (seg.indexSizeInBytes + 8 > this.config['segment.index.bytes']) return true;
+    return seg.firstAppendMs !== undefined && now - seg.firstAppendMs >= this.config['segment.ms'];
+  }
+
+  private async roll(baseOffset: number): Promise<void> {
+    const old = this.active;
+    assert(baseOffset >= old.nextOffset, () => `roll at ${baseOffset} below log end ${old.nextOffset}`);
+    await old.sealIndexes();
+    this.segments.push(await LogSegment.create(this.dir, baseOffset, this.segOpts));
+    this.logger.debug({ baseOffset }, 'rolled segment');
+  }
+
+  /** Rolls the active segment now (if it holds anything). */
+  forceRoll(): Promise<void> {
+    return this.serialize(async () => {
+      if (this.active.size > 0) await this.roll(this.active.nextOffset);
+    });
+  }
+
+  // ---- durability ----
+
+  private applyFlushPolicy(): void {
+    if (this.unflushedRecords >= this.config['flush.messages']) {
+      void this.flush().catch(() => undefined);
+      return;
+    }
+    const flushMs = this.config['flush.ms'];
+    if (this.flushTimer === undefined && flushMs < Number.MAX_SAFE_INTEGER && this.unflushedRecords > 0) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        void this.flush().catch(() => undefined);
+      }, flushMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Resolves once every offset below `offset` is durable; concurrent waiters share one fsync. */
+  waitForDurable(offset: number): Promise<void> {
+    if (offset <= this._recoveryPoint) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.durableWaiters.push({ offset, resolve, reject });
+      void this.flush().catch(() => undefined);
+    });
+  }
+
+  /** fdatasyncs everything written so far. A flush already running is followed by one more. */
+  flush(): Promise<void> {
+    if (this.flushing) {
+      this.flushWanted = true;
+      return this.flushing.then(() => (this.flushing ? this.flushing : this.flush()));
+    }
+    this.flushing = this.runFlush().finally(() => {
+      this.flushing = undefined;
+      if (this.flushWanted) {
+        this.flushWanted = false;
+        void this.flush().catch(() => undefined);
+      }
+    });
+    return this.flushing;
+  }
+
+  private async runFlush(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    // Only bytes written before the fsyncs start are covered by them.
+    const target = this.logEndOffset;
+    const records = this.unflushedRecords;
+    const dirty = this.segments.filter((s) => s.unflushed);
+    const newFile = dirty.some((s) => s.size === 0 || !s.loaded);
+    try {
+      for (const s of dirty) await s.flush();
+      if (newFile || dirty.length > 1) await fsyncDir(this.dir);
+    } catch (e) {
+      const err = new RaftkaError('KAFKA_STORAGE_ERROR', `fsync of ${this.dir} failed: ${(e as Error).message}`);
+      const waiters = this.durableWaiters;
+      this.durableWaiters = [];
+      for (const w of waiters) w.reject(err);
+      throw err;
+    }
+    this.unflushedRecords = Math.max(0, this.unflushedRecords - records);
+    if (target > this._recoveryPoint) this._recoveryPoint = target;
+    const still: typeof this.durableWaiters = [];
+    for (const w of this.durableWaiters) (w.offset <= this._recoveryPoint ? w.resolve() : still.push(w));
+    this.durableWaiters = still;
+    if (still.length > 0) this.flushWanted = true;
+    const interval = this.opts.recoveryCheckpointIntervalMs ?? 1000;
+    if (this.clock.monotonicMs() - this.lastCheckpointMs >= interval) void this.writeCheckpoint(false).catch(() => undefined);
+  }
+
+  // ---- read ----
+
+  /**
+   * Raw batches from `fromOffset`: at most `maxBytes` (but one whole batch when
+   * `minOneBatch`, so a large batch never stalls a consumer), none at or past
+   * `upperBoundOffset` (the high watermark for consumers).
+   */
+  async read(
+    fromOffset: number,
+    maxBytes: number,
+    opts: { upperBoundOffset?: number; minOneBatch?: boolean } = {},
+  ): Promise<ReadResult> {
+    const logEnd = this.logEndOffset;
+    const start = this._logStartOffset;
+    if (!Number.isInteger(fromOffset) || fromOffset < start || fromOffset > logEnd) {
+      throw new RaftkaError('OFFSET_OUT_OF_RANGE', `offset ${fromOffset} is outside the log range [${start}, ${logEnd}]`);
+    }
+    if (!Number.isInteger(maxBytes) || maxBytes < 0) throw new RaftkaError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is invalid`);
+    const upper = Math.min(opts.upperBoundOffset ?? logEnd, logEnd);
+    const segments = this.segments.slice();
+    let i = this.floorIndex(fromOffset);
+    let offset = fromOffset;
+    while (i >= 0 && i < segments.length && offset < upper) {
+      const seg = segments[i]!;
+      if (seg.deleted) {
+        // Retention or truncation raced with this read: answer from the current state.
+        return this.read(Math.max(offset, this._logStartOffset), maxBytes, opts);
+      }
+      const buf = await seg.read(offset, maxBytes, upper, opts.minOneBatch ?? true);
+      if (buf && buf.length > 0) return { records: buf, logStartOffset: this._logStartOffset, logEndOffset: this.logEndOffset };
+      i++;
+      if (i < segments.length) offset = Math.max(offset, segments[i]!.baseOffset);
+    }
+    return { records: Buffer.alloc(0), logStartOffset: this._logStartOffset, logEndOffset: this.logEndOffset };
+  }
+
+  /** The first offset whose record timestamp is >= `timestamp`, or undefined (Kafka ListOffsets). */
+  async offsetForTimestamp(timestamp: number): Promise<number | undefined> {
+    for (const seg of this.segments.slice()) {
+      const found = await seg.findTimestamp(timestamp, decodeRecords);
+      if (found !== undefined && found >= this._logStartOffset) return found;
+    }
+    return undefined;
+  }
+
+  /** [KIP-101] The end offset of `epoch` here, answering a follower's OffsetsForLeaderEpoch. */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number } {
+    return this.epochs.endOffsetFor(epoch, this.logEndOffset);
+  }
+
+  // ---- truncation ----
+
+  /**
+   * Removes every offset >= `offset` (a follower dropping a divergent tail). The cut is
+   * fsynced before returning, so a power loss cannot bring the removed records back.
+   */
+  truncateTo(offset: number): Promise<number> {
+    return this.serialize(async () => {
+      if (offset >= this.logEndOffset) return this.logEndOffset;
+      if (offset < this._logStartOffset) throw new RaftkaError('OFFSET_OUT_OF_RANGE', `cannot truncate to ${offset} below the log start ${this._logStartOffset}`);
+      this.logger.info({ offset, logEndOffset: this.logEndOffset }, 'truncating log');
+      while (this.segments.length > 1 && this.active.baseOffset >= offset) {
+        const seg = this.segments.pop()!;
+        await seg.delete();
+      }
+      await this.active.truncateTo(offset);
+      await this.afterTruncate();
+      return this.logEndOffset;
+    });
+  }
+
+  /** Drops the whole log and starts empty at `offset` (the leader's log start moved past ours). */
+  truncateFullyAndStartAt(offset: number): Promise<void> {
+    return this.serialize(async () => {
+      const old = this.segments;
+      this.segments = [];
+      for (const s of old) await s.delete();
+      this.segments.push(await LogSegment.create(this.dir, offset, this.segOpts));
+      this._logStartOffset = offset;
+      this.epochs.clear();
+      await this.afterTruncate();
+      await fsyncDir(this.dir);
+    });
+  }
+
+  private async afterTruncate(): Promise<void> {
+    if (this._recoveryPoint > this.logEndOffset) this._recoveryPoint = this.logEndOffset;
+    if (this.epochs.truncateFromEnd(this.logEndOffset)) await this.epochs.persist();
+    else await this.epochs.persist();
+    await this.writeCheckpoint(false);
+  }
+
+  // ---- retention ----
+
+  /**
+   * Deletes whole segments past retention.ms / retention.bytes (only with
+   * cleanup.policy=delete), never the active one and never one holding offsets at or
+   * above `upperBoundOffset` (the high watermark). Returns how many were deleted.
+   */
+  deleteOldSegments(upperBoundOffset = this.logEndOffset): Promise<number> {
+    return this.serialize(async () => {
+      if (!this.config['cleanup.policy'].includes('delete')) return 0;
+      const now = this.clock.nowMs();
+      const retentionMs = this.config['retention.ms'];
+      const retentionBytes = this.config['retention.bytes'];
+      let size = this.sizeInBytes;
+      let deleted = 0;
+      while (this.segments.length > 1) {
+        const seg = this.segments[0]!;
+        const next = this.segments[1]!;
+        if (next.baseOffset > upperBoundOffset) break;
+        await seg.ensureLoaded();
+        const byTime = retentionMs >= 0 && seg.maxTimestamp < now - retentionMs;
+        const bySize = retentionBytes >= 0 && size - seg.size >= retentionBytes;
+        if (!byTime && !bySize) break;
+        this.segments.shift();
+        await seg.delete();
+        size -= seg.size;
+        deleted++;
+        this._logStartOffset = Math.max(this._logStartOffset, next.baseOffset);
+      }
+      if (deleted > 0) {
+        if (this._recoveryPoint < this._logStartOffset) this._recoveryPoint = this._logStartOffset;
+        if (this.epochs.truncateFromStart(this._logStartOffset)) await this.epochs.persist();
+        await this.writeCheckpoint(false);
+        this.logger.info({ deleted, logStartOffset: this._logStartOffset }, 'deleted segments by retention');
+      }
+      return deleted;
+    });
+  }
+
+  // ---- compaction ----
+
+  /**
+   * One cleaning pass (cleanup.policy=compact): keeps the latest record per key in every
+   * sealed segment below `upperBoundOffset`, drops tombstones older than
+   * delete.retention.ms, never changes an offset and never touches the active segment.
+   * The rewrite happens off the mutation queue; only the final file swap is serialized,
+   * so appends and reads go on meanwhile.
+   */
+  async compact(upperBoundOffset = this.logEndOffset): Promise<{ segmentsCleaned: number; bytesBefore: number; bytesAfter: number }> {
+    const stats = { segmentsCleaned: 0, bytesBefore: 0, bytesAfter: 0 };
+    if (!this.config['cleanup.policy'].includes('compact') || this.cleaning || this.closed) return stats;
+    this.cleaning = true;
+    try {
+      const now = this.clock.nowMs();
+      const lagMs = this.config['min.compaction.lag.ms'];
+      const candidates: LogSegment[] = [];
+      const snapshot = this.segments.slice(0, -1);
+      for (let i = 0; i < snapshot.length; i++) {
+        const seg = snapshot[i]!;
+        const nextBase = this.segments[this.segments.indexOf(seg) + 1]?.baseOffset ?? Infinity;
+        if (nextBase > upperBoundOffset) break;
+        await seg.ensureLoaded();
+        if (lagMs > 0 && seg.maxTimestamp > now - lagMs) break;
+        candidates.push(seg);
+      }
+      if (candidates.length === 0) return stats;
+      const map = await buildOffsetMap(candidates);
+      const tombstoneHorizonMs = now - this.config['delete.retention.ms'];
+      for (const seg of candidates) {
+        if (seg.deleted) continue;
+        const cleanedPath = join(this.dir, segmentFileName(seg.baseOffset, '.log.cleaned'));
+        const result = await cleanSegment(seg, map, tombstoneHorizonMs, cleanedPath);
+        if (!result.changed) {
+          await unlinkIfExists(cleanedPath);
+          continue;
+        }
+        const swapped = await this.serialize(async () => {
+          const idx = this.segments.indexOf(seg);
+          if (idx < 0 || seg.deleted || idx === this.segments.length - 1) return false;
+          // Index files go first: a crash before the rename leaves the old log with no
+          // index (rebuilt on open); after it, the new log with none. Never a mismatch.
+          await unlinkIfExists(seg.indexPath);
+          await unlinkIfExists(seg.timeIndexPath);
+          await rename(cleanedPath, seg.logPath);
+          await fsyncDir(this.dir);
+          const fresh = await LogSegment.openLazy(this.dir, seg.baseOffset, this.segOpts);
+          await fresh.ensureLoaded();
+          await fresh.sealIndexes();
+          this.segments[idx] = fresh;
+          await seg.retire();
+          return true;
+        });
+        if (!swapped) {
+          await unlinkIfExists(cleanedPath);
+          continue;
+        }
+        stats.segmentsCleaned++;
+        stats.bytesBefore += result.bytesBefore;
+        stats.bytesAfter += result.bytesAfter;
+      }
+      if (stats.segmentsCleaned > 0) this.logger.info(stats, 'compacted log');
+      return stats;
+    } finally {
+      this.cleaning = false;
+    }
+  }
+
+  // ---- lifecycle ----
+
+  /** Flushes, seals the indexes and marks the shutdown clean, so the next open skips recovery. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.serialize(async () => {
+      await this.flush();
+      await this.active.sealIndexes();
+      this.closed = true;
+    });
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.writeCheckpoint(true);
+    await this.checkpointTail;
+    for (const s of this.segments) await s.close();
+  }
+
+  /** Crash simulation: stops using the files without flushing or checkpointing anything. */
+  abandon(): void {
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const s of this.segments) s.abandon();
+  }
+
+  /** Deletes the log directory's contents (DeleteTopics). */
+  async deleteAll(): Promise<void> {
+    await this.serialize(async () => {
+      this.closed = true;
+      for (const s of this.segments) await s.delete();
+      for (const f of [CHECKPOINT_FILE, EPOCH_FILE]) await unlinkIfExists(join(this.dir, f));
+    });
+  }
+}

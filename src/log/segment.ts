@@ -1,6 +1,7 @@
 // One segment of a partition log: `<baseOffset>.log` holds batches exactly as appended;
 // the sparse `.index` and `.timeindex` are kept in memory and written when the segment
 // is sealed. A segment is opened lazily: until something reads it, only its name is known.
+import { constants } from 'node:fs';
 import { open, stat, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.ts';
@@ -67,7 +68,8 @@ export class LogSegment {
     const seg = new LogSegment(dir, baseOffset, 0, opts);
     await unlinkIfExists(seg.indexPath);
     await unlinkIfExists(seg.timeIndexPath);
-    seg.fh = await open(seg.logPath, 'w+');
+    // O_APPEND: writes always land at the end, also after a truncation moved it back.
+    seg.fh = await open(seg.logPath, constants.O_CREAT | constants.O_TRUNC | constants.O_RDWR | constants.O_APPEND);
     seg.index = new OffsetIndex();
     seg.timeIndex = new TimeIndex();
     seg.unflushed = true; // the new file's directory entry is not durable yet

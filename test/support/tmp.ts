@@ -4,9 +4,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-export function tempDir(t: TestContext | { after(fn: () => void): void }, prefix = 'raftka-'): string {
+type HasAfter = TestContext | { after(fn: () => void | Promise<void>): void };
+const stacks = new WeakMap<object, Array<() => unknown>>();
+
+/**
+ * Registers cleanup that runs last-in first-out when the test ends (node runs `after`
+ * hooks in registration order, which would remove a directory before closing the log
+ * in it).
+ */
+export function defer(t: HasAfter, fn: () => unknown): void {
+  let stack = stacks.get(t);
+  if (!stack) {
+    const s: Array<() => unknown> = [];
+    stack = s;
+    stacks.set(t, s);
+    t.after(async () => {
+      while (s.length > 0) await s.pop()!();
+    });
+  }
+  stack.push(fn);
+}
+
+export function tempDir(t: HasAfter, prefix = 'raftka-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  defer(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -434,10 +434,11 @@ export interface RaftCoreOptions {
  *  - `step(message)` hands in a received message (validated here: cluster id, sender).
  *  - `propose`/`proposeConfigChange` append on the leader; `readIndex` asks for a
  *    linearizable read point; `transferLeadership` hands leadership to a voter.
- *  - `compact(index, data)`: the driver took and durably stored a snapshot of the state
- *    machine at applied index `index`; the core drops its log up to there and will send
- *    that snapshot to followers that need it. The driver deletes its own stored entries
- *    up to `index` afterwards.
+ *  - `compact(index, data)`: the driver took a snapshot of the state machine at applied
+ *    index `index` (<= appliedIndex, with no Ready outstanding); the core drops its log up
+ *    to there, keeps `data` to send to followers that need it, and returns the metadata.
+ *    The driver then stores the snapshot durably and only after that deletes its stored
+ *    entries up to `index` (a crash in between leaves both, which is harmless).
  *  - `hasReady()`/`ready()`/`advance(ready)`: see the persistence rule at the top.
  */
 export interface RaftNode {
@@ -447,7 +448,8 @@ export interface RaftNode {
   proposeConfigChange(change: ConfigChange): ProposeResult;
   readIndex(context: string): void;
   transferLeadership(to: NodeId): boolean;
-  compact(index: number, data: Uint8Array): void;
+  /** Returns the snapshot's metadata (term and config at `index`) for the driver to store. */
+  compact(index: number, data: Uint8Array): SnapshotMeta;
   hasReady(): boolean;
   ready(): Ready;
   advance(ready: Ready): void;

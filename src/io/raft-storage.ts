@@ -1,0 +1,352 @@
+// Durable Raft state in LevelDB (through `level`): hard state (term, vote, commit), log
+// entries, the latest snapshot (whose meta carries the configuration in effect at its
+// index; later configurations are config entries in the log), and the directory id the
+// log belongs to.
+//
+// Durability: every `persist` is one LevelDB batch written with `sync: true`, so the
+// batch is on disk (WAL fsynced) before the promise resolves; the driver sends the
+// Ready's messages (vote grants, append acknowledgements) only after that [Raft §5.1;
+// types.ts "persistence rule"]. A batch is atomic: a crash leaves all of it or none.
+//
+// Integrity: every value starts with a CRC32C of the rest, checked on load. A value that
+// fails its check, cannot be parsed, or a log with a hole refuses to load with
+// CORRUPT_STORAGE naming the database directory and the key, rather than letting the
+// node vote or serve with lost state. A LevelDB that will not open (damaged CURRENT or
+// MANIFEST, say) is reported the same way.
+//
+// Keys (one byte of kind first, so kinds sort apart):
+//   'i'            identity: {directoryId}, written once when the database is created
+//   'h'            hard state JSON
+//   's'            snapshot: u32 meta length | meta JSON | data
+//   'e' + u64 BE   entry: f64 term | u8 kind | data   (index is in the key)
+// Entries at or below the snapshot index are garbage (a compaction that crashed before
+// deleting them): load skips and deletes them.
+import { join } from 'node:path';
+import { Level } from 'level';
+import { crc32c } from '@node-rs/crc32';
+import { RaftkaError, assert } from '../common/errors.ts';
+import { componentLogger, silentLogger, type Logger } from '../common/logger.ts';
+import {
+  EMPTY_HARD_STATE,
+  type ClusterConfig,
+  type Entry,
+  type EntryKind,
+  type HardState,
+  type PersistedState,
+  type Ready,
+  type Snapshot,
+  type SnapshotMeta,
+} from '../raft/types.ts';
+
+export const RAFT_DB_DIR = 'raft-log';
+
+const K_IDENTITY = Buffer.from('i');
+const K_HARD = Buffer.from('h');
+const K_SNAPSHOT = Buffer.from('s');
+const P_ENTRY = 0x65; // 'e'
+
+const KINDS: readonly EntryKind[] = ['normal', 'config', 'noop'];
+const KIND_CODE: Record<EntryKind, number> = { normal: 0, config: 1, noop: 2 };
+
+export function entryKey(index: number): Buffer {
+  const k = Buffer.allocUnsafe(9);
+  k[0] = P_ENTRY;
+  k.writeBigUInt64BE(BigInt(index), 1);
+  return k;
+}
+
+function seal(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 + payload.length);
+  out.writeUInt32BE(crc32c(payload), 0);
+  payload.copy(out, 4);
+  return out;
+}
+
+function encodeEntry(e: Entry): Buffer {
+  const out = Buffer.allocUnsafe(4 + 9 + e.data.length);
+  out.writeDoubleBE(e.term, 4);
+  out[12] = KIND_CODE[e.kind];
+  out.set(e.data, 13);
+  out.writeUInt32BE(crc32c(out.subarray(4)), 0);
+  return out;
+}
+
+function encodeJson(v: unknown): Buffer {
+  return seal(Buffer.from(JSON.stringify(v), 'utf8'));
+}
+
+function encodeSnapshot(s: Snapshot): Buffer {
+  const meta = Buffer.from(JSON.stringify(s.meta), 'utf8');
+  const payload = Buffer.allocUnsafe(4 + meta.length + s.data.length);
+  payload.writeUInt32BE(meta.length, 0);
+  meta.copy(payload, 4);
+  payload.set(s.data, 4 + meta.length);
+  return seal(payload);
+}
+
+function keyName(key: Buffer): string {
+  if (key[0] === P_ENTRY && key.length === 9) return `entry ${key.readBigUInt64BE(1)}`;
+  return `key ${JSON.stringify(key.toString('latin1'))}`;
+}
+
+export interface RaftStorageOptions {
+  /** The metadata data dir (formatted, holding meta.properties); the db lives inside. */
+  dir: string;
+  /** From meta.properties: a log copied from another directory refuses to open. */
+  directoryId: string;
+  logger?: Logger;
+}
+
+export class RaftStorage {
+  readonly path: string;
+  private readonly db: Level<Buffer, Buffer>;
+  private readonly log: Logger;
+  private state: PersistedState = { hardState: EMPTY_HARD_STATE, snapshot: null, entries: [] };
+  /** Index of the first stored entry (snapshot index + 1, or 1). */
+  private first = 1;
+  /** Index of the last stored entry (first - 1 when none). */
+  private last = 0;
+  private snapshotIndex = 0;
+  private writing = false;
+  private closed = false;
+
+  private constructor(path: string, logger: Logger) {
+    this.path = path;
+    this.log = logger;
+    this.db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  }
+
+  /** Opens (creating on first start) and loads everything; throws CORRUPT_STORAGE if unreadable. */
+  static async open(opts: RaftStorageOptions): Promise<RaftStorage> {
+    const s = new RaftStorage(join(opts.dir, RAFT_DB_DIR), componentLogger(opts.logger ?? silentLogger(), 'raft-storage'));
+    try {
+      await s.db.open();
+    } catch (e) {
+      const cause = (e as { cause?: { message?: string; code?: string } }).cause;
+      // A lock held by another process is an operator mistake (two nodes, one dir),
+      // not damage: say so rather than call the data corrupt.
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new RaftkaError('KAFKA_STORAGE_ERROR', `raft log ${s.path} is in use by another process`, { cause: e });
+      }
+      const why = cause?.message ?? (e as Error).message;
+      throw new RaftkaError('CORRUPT_STORAGE', `raft log ${s.path} cannot be opened: ${why}`, { cause: e });
+    }
+    try {
+      await s.load(opts.directoryId);
+    } catch (e) {
+      await s.db.close();
+      throw e;
+    }
+    return s;
+  }
+
+  private corrupt(key: Buffer, why: string): RaftkaError {
+    return new RaftkaError('CORRUPT_STORAGE', `raft log ${this.path}: ${keyName(key)} is unreadable: ${why}`);
+  }
+
+  private unseal(key: Buffer, value: Buffer): Buffer {
+    if (value.length < 4) throw this.corrupt(key, `value of ${value.length} bytes is too short`);
+    const payload = value.subarray(4);
+    if (crc32c(payload) !== value.readUInt32BE(0)) throw this.corrupt(key, 'CRC32C mismatch');
+    return payload;
+  }
+
+  private parseJson(key: Buffer, payload: Buffer): unknown {
+    try {
+      return JSON.parse(payload.toString('utf8'));
+    } catch (e) {
+      throw this.corrupt(key, (e as Error).message);
+    }
+  }
+
+  private async load(directoryId: string): Promise<void> {
+    let identity: string | undefined;
+    let hardState: HardState = EMPTY_HARD_STATE;
+    let snapshot: Snapshot | null = null;
+    const entries: Entry[] = [];
+    const stale: Buffer[] = [];
+    for await (const [key, value] of this.db.iterator()) {
+      const payload = this.unseal(key, value);
+      if (key.equals(K_IDENTITY)) {
+        const v = this.parseJson(key, payload) as { directoryId?: unknown };
+        if (typeof v.directoryId !== 'string') throw this.corrupt(key, 'directoryId missing');
+        identity = v.directoryId;
+      } else if (key.equals(K_HARD)) {
+        hardState = this.parseHardState(key, this.parseJson(key, payload));
+      } else if (key.equals(K_SNAPSHOT)) {
+        snapshot = this.parseSnapshot(key, payload);
+      } else if (key[0] === P_ENTRY && key.length === 9) {
+        if (payload.length < 9) throw this.corrupt(key, 'entry header truncated');
+        const kind = KINDS[payload[8]!];
+        const term = payload.readDoubleBE(0);
+        if (kind === undefined) throw this.corrupt(key, `unknown entry kind ${payload[8]}`);
+        if (!Number.isSafeInteger(term) || term < 1) throw this.corrupt(key, `bad term ${term}`);
+        const index = Number(key.readBigUInt64BE(1));
+        entries.push({ index, term, kind, data: payload.subarray(9) });
+      } else {
+        throw this.corrupt(key, 'unknown key');
+      }
+    }
+    // Keys sort 'e' < 'h' < 'i' < 's', so entries arrive in index order, before the
+    // snapshot: drop those the snapshot covers, then check the rest is contiguous.
+    const snapIndex = snapshot?.meta.index ?? 0;
+    let kept = entries;
+    if (snapIndex > 0) {
+      kept = entries.filter((e) => e.index > snapIndex);
+      for (const e of entries) if (e.index <= snapIndex) stale.push(entryKey(e.index));
+    }
+    for (let i = 0; i < kept.length; i++) {
+      const expected = (i === 0 ? snapIndex : kept[i - 1]!.index) + 1;
+      if (kept[i]!.index !== expected) {
+        throw this.corrupt(entryKey(kept[i]!.index), `log has a hole: expected entry ${expected} next`);
+      }
+    }
+    if (identity === undefined) {
+      if (entries.length > 0 || snapshot !== null || hardState !== EMPTY_HARD_STATE) {
+        throw this.corrupt(K_IDENTITY, 'missing, but the log holds state');
+      }
+      await this.db.put(K_IDENTITY, encodeJson({ directoryId }), { sync: true });
+    } else if (identity !== directoryId) {
+      throw new RaftkaError(
+        'CORRUPT_STORAGE',
+        `raft log ${this.path} belongs to directory ${identity}, but meta.properties says ${directoryId}`,
+      );
+    }
+    if (stale.length > 0) await this.db.batch(stale.map((key) => ({ type: 'del' as const, key })));
+    this.state = { hardState, snapshot, entries: kept };
+    this.snapshotIndex = snapIndex;
+    this.first = snapIndex + 1;
+    this.last = kept.length > 0 ? kept[kept.length - 1]!.index : snapIndex;
+    this.log.info(
+      { path: this.path, term: hardState.term, commitIndex: hardState.commitIndex, snapshotIndex: snapIndex, lastIndex: this.last },
+      'raft log loaded',
+    );
+  }
+
+  private parseHardState(key: Buffer, v: unknown): HardState {
+    const h = v as { term?: unknown; votedFor?: unknown; commitIndex?: unknown };
+    const vf = h.votedFor as { nodeId?: unknown; directoryId?: unknown } | null | undefined;
+    if (typeof h.term !== 'number' || typeof h.commitIndex !== 'number') throw this.corrupt(key, 'bad hard state');
+    if (vf !== null && (typeof vf?.nodeId !== 'number' || typeof vf.directoryId !== 'string')) {
+      throw this.corrupt(key, 'bad votedFor');
+    }
+    return {
+      term: h.term,
+      commitIndex: h.commitIndex,
+      votedFor: vf === null ? null : { nodeId: vf.nodeId as number, directoryId: vf.directoryId as string },
+    };
+  }
+
+  private parseSnapshot(key: Buffer, payload: Buffer): Snapshot {
+    if (payload.length < 4) throw this.corrupt(key, 'snapshot header truncated');
+    const metaLen = payload.readUInt32BE(0);
+    if (4 + metaLen > payload.length) throw this.corrupt(key, 'snapshot meta truncated');
+    const m = this.parseJson(key, payload.subarray(4, 4 + metaLen)) as Partial<SnapshotMeta>;
+    const config = m.config as ClusterConfig | undefined;
+    if (typeof m.index !== 'number' || typeof m.term !== 'number' || !Array.isArray(config?.voters)) {
+      throw this.corrupt(key, 'bad snapshot meta');
+    }
+    return { meta: { index: m.index, term: m.term, config }, data: payload.subarray(4 + metaLen) };
+  }
+
+  /** What was on disk at open: hand it to the core. */
+  loaded(): PersistedState {
+    return this.state;
+  }
+
+  firstIndex(): number {
+    return this.first;
+  }
+
+  lastIndex(): number {
+    return this.last;
+  }
+
+  /**
+   * Makes a Ready's state durable in one synced batch: snapshot, truncation, entries,
+   * hard state (types.ts, persistence rule step 1). One call at a time.
+   */
+  async persist(ready: Pick<Ready, 'hardState' | 'snapshot' | 'truncateFrom' | 'entries'>): Promise<void> {
+    const { hardState, snapshot, truncateFrom, entries } = ready;
+    if (hardState === undefined && snapshot === undefined && truncateFrom === undefined && entries.length === 0) return;
+    this.beginWrite();
+    try {
+      const ops: Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }> = [];
+      let first = this.first;
+      let last = this.last;
+      let snapIndex = this.snapshotIndex;
+      if (snapshot !== undefined) {
+        ops.push({ type: 'put', key: K_SNAPSHOT, value: encodeSnapshot(snapshot) });
+        // Entries it covers are deleted here when few; load ignores any left behind.
+        for (let i = first; i <= Math.min(snapshot.meta.index, last); i++) ops.push({ type: 'del', key: entryKey(i) });
+        snapIndex = snapshot.meta.index;
+        first = snapIndex + 1;
+        if (last < snapIndex) last = snapIndex;
+      }
+      const appendFrom = entries.length > 0 ? entries[0]!.index : undefined;
+      const cut = Math.min(truncateFrom ?? Infinity, appendFrom ?? Infinity);
+      if (entries.length > 0 || truncateFrom !== undefined) {
+        const tail = Math.min(last, cut - 1);
+        assert(appendFrom === undefined || appendFrom === tail + 1, () => `append at ${appendFrom} would leave a hole after ${tail}`);
+        const newLast = entries.length > 0 ? entries[entries.length - 1]!.index : cut - 1;
+        // The conflicting tail beyond the new entries goes in the same atomic batch.
+        for (let i = Math.max(newLast + 1, first); i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
+        if (cut <= last) last = Math.max(cut - 1, snapIndex);
+        for (const e of entries) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
+        if (entries.length > 0) last = newLast;
+      }
+      if (hardState !== undefined) ops.push({ type: 'put', key: K_HARD, value: encodeJson(hardState) });
+      await this.db.batch(ops, { sync: true });
+      this.first = first;
+      this.last = last;
+      this.snapshotIndex = snapIndex;
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /**
+   * Stores a snapshot the local state machine took at applied index `meta.index`
+   * (synced), then deletes the entries it covers. Call `core.compact` between the two
+   * if the core must not see the log shrink first; a crash in between is harmless
+   * because load skips entries the snapshot covers.
+   */
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.beginWrite();
+    try {
+      await this.db.put(K_SNAPSHOT, encodeSnapshot(snapshot), { sync: true });
+    } finally {
+      this.writing = false;
+    }
+    const upTo = Math.min(snapshot.meta.index, this.last);
+    const from = this.first;
+    this.snapshotIndex = Math.max(this.snapshotIndex, snapshot.meta.index);
+    this.first = this.snapshotIndex + 1;
+    if (this.last < this.snapshotIndex) this.last = this.snapshotIndex;
+    if (upTo >= from) await this.db.clear({ gte: entryKey(from), lte: entryKey(upTo) });
+  }
+
+  /** The stored snapshot, if any (for a restarting node or a lagging follower). */
+  async readSnapshot(): Promise<Snapshot | null> {
+    const v = await this.db.get(K_SNAPSHOT);
+    return v === undefined ? null : this.parseSnapshot(K_SNAPSHOT, this.unseal(K_SNAPSHOT, v));
+  }
+
+  private beginWrite(): void {
+    if (this.closed) throw new RaftkaError('KAFKA_STORAGE_ERROR', `raft log ${this.path} is closed`);
+    // The driver persists one Ready at a time; overlapping writes would reorder them.
+    assert(!this.writing, 'concurrent raft storage writes');
+    this.writing = true;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+}
+
+/** Test and tooling helper: the raw LevelDB of a raft log, e.g. to damage a value. */
+export function openRawRaftDb(dir: string): Level<Buffer, Buffer> {
+  return new Level<Buffer, Buffer>(join(dir, RAFT_DB_DIR), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+}

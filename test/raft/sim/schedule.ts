@@ -1,0 +1,171 @@
+// Random fault schedules for the simulator, generated (and shrunk) by fast-check, and the
+// runner that plays one: a fault phase, then a liveness phase that heals everything and
+// demands a new commit within a bound. Safety invariants are checked by SimCluster as
+// every effect happens; this file adds the liveness check.
+import fc from 'fast-check';
+import type { NodeId } from '../../../src/raft/types.ts';
+import { InvariantViolation, SimCluster, dirId } from './cluster.ts';
+
+export type Step =
+  | { readonly do: 'run'; readonly ms: number }
+  | { readonly do: 'net'; readonly dropRate: number; readonly dupRate: number; readonly maxDelayMs: number }
+  /** Nodes at these positions form one side; the rest the other. */
+  | { readonly do: 'partition'; readonly side: readonly number[] }
+  | { readonly do: 'oneWay'; readonly from: number; readonly to: number }
+  | { readonly do: 'heal' }
+  | { readonly do: 'crash'; readonly node: number }
+  | { readonly do: 'restart'; readonly node: number }
+  | { readonly do: 'propose'; readonly count: number }
+  /** Every live node snapshots its state machine and compacts its log (a driver's periodic policy). */
+  | { readonly do: 'snapshot' }
+  | { readonly do: 'addVoter'; readonly node: number }
+  | { readonly do: 'removeVoter'; readonly node: number }
+  | { readonly do: 'transfer'; readonly node: number }
+  | { readonly do: 'read'; readonly node: number };
+
+export interface Schedule {
+  readonly nodes: 3 | 5;
+  readonly voters: number;
+  readonly seed: number;
+  readonly steps: readonly Step[];
+}
+
+/** Liveness bound: after healing, a leader commits a new entry within this much time. */
+export const LIVENESS_COMMIT_MS = 20_000;
+/** ...and every member applies it within this much more (catch-up, snapshot installs). */
+export const LIVENESS_CATCHUP_MS = 10_000;
+
+const pos = fc.integer({ min: 0, max: 4 });
+
+export const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ do: fc.constant('run' as const), ms: fc.integer({ min: 10, max: 2500 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      do: fc.constant('net' as const),
+      dropRate: fc.constantFrom(0, 0.05, 0.2, 0.5),
+      dupRate: fc.constantFrom(0, 0.05, 0.3),
+      maxDelayMs: fc.constantFrom(5, 50, 300),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('partition' as const), side: fc.uniqueArray(pos, { minLength: 1, maxLength: 2 }) }) },
+  { weight: 1, arbitrary: fc.record({ do: fc.constant('oneWay' as const), from: pos, to: pos }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('heal' as const) }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('crash' as const), node: pos }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('restart' as const), node: pos }) },
+  { weight: 5, arbitrary: fc.record({ do: fc.constant('propose' as const), count: fc.integer({ min: 1, max: 20 }) }) },
+  { weight: 3, arbitrary: fc.record({ do: fc.constant('snapshot' as const) }) },
+  { weight: 1, arbitrary: fc.record({ do: fc.constant('addVoter' as const), node: pos }) },
+  { weight: 1, arbitrary: fc.record({ do: fc.constant('removeVoter' as const), node: pos }) },
+  { weight: 1, arbitrary: fc.record({ do: fc.constant('transfer' as const), node: pos }) },
+  { weight: 1, arbitrary: fc.record({ do: fc.constant('read' as const), node: pos }) },
+);
+
+export function scheduleArb(nodes: 3 | 5, maxSteps = 40): fc.Arbitrary<Schedule> {
+  return fc.record({
+    nodes: fc.constant(nodes),
+    voters: nodes === 3 ? fc.constant(3) : fc.integer({ min: 3, max: 5 }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    steps: fc.array(stepArb, { minLength: 1, maxLength: maxSteps, size: 'max' }),
+  });
+}
+
+export interface RunResult {
+  readonly cluster: SimCluster;
+  readonly livenessMs: number;
+}
+
+let proposalSeq = 0;
+
+/** Plays a schedule; throws InvariantViolation (safety) or a liveness Error. */
+export function runSchedule(s: Schedule): RunResult {
+  const ids: NodeId[] = Array.from({ length: s.nodes }, (_, i) => i + 1);
+  const c = new SimCluster({ nodeIds: ids, voterIds: ids.slice(0, s.voters), seed: s.seed });
+  (globalThis as { __lastCluster?: SimCluster }).__lastCluster = c;
+  const at = (p: number): NodeId => ids[p % ids.length]!;
+  const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
+
+  for (const step of s.steps) {
+    switch (step.do) {
+      case 'run':
+        c.run(step.ms);
+        break;
+      case 'net':
+        c.faults.dropRate = step.dropRate;
+        c.faults.dupRate = step.dupRate;
+        c.faults.maxDelayMs = step.maxDelayMs;
+        break;
+      case 'partition': {
+        const side = [...new Set(step.side.map(at))];
+        c.partition([side, ids.filter((id) => !side.includes(id))]);
+        break;
+      }
+      case 'oneWay':
+        if (at(step.from) !== at(step.to)) c.cutOneWay(at(step.from), at(step.to));
+        break;
+      case 'heal':
+        c.heal();
+        break;
+      case 'crash':
+        c.crash(at(step.node));
+        break;
+      case 'restart':
+        c.restart(at(step.node));
+        break;
+      case 'propose':
+        for (let i = 0; i < step.count; i++) c.propose(enc(`p${proposalSeq++}`));
+        break;
+      case 'snapshot':
+        for (const id of ids) c.snapshot(id);
+        break;
+      case 'addVoter': {
+        const id = at(step.node);
+        c.leader()?.proposeConfigChange({ type: 'addVoter', voter: { nodeId: id, directoryId: dirId(id) } });
+        break;
+      }
+      case 'removeVoter':
+        c.leader()?.proposeConfigChange({ type: 'removeVoter', nodeId: at(step.node) });
+        break;
+      case 'transfer':
+        c.leader()?.transferLeadership(at(step.node));
+        break;
+      case 'read':
+        c.readIndex(at(step.node), `r${proposalSeq++}`);
+        break;
+    }
+  }
+
+  // Liveness: heal the network, bring every node back, and demand progress.
+  c.heal();
+  c.faults.dropRate = 0;
+  c.faults.dupRate = 0;
+  c.faults.maxDelayMs = 10;
+  for (const id of ids) c.restart(id);
+  const healedAt = c.now;
+  let marker: { index: number; term: number } | null = null;
+  const committed = (): boolean => {
+    if (marker !== null && c.applied.get(marker.index)?.term === marker.term) return true;
+    const l = c.leader();
+    if (l !== null && (marker === null || marker.term !== l.currentTerm)) {
+      const r = l.propose(enc(`live${proposalSeq++}`));
+      if (r.ok) marker = { index: r.index, term: r.term };
+    }
+    return false;
+  };
+  if (!c.runUntil(LIVENESS_COMMIT_MS, committed)) {
+    throw new Error(`liveness: no new entry committed within ${LIVENESS_COMMIT_MS} ms of healing (leader ${c.leader()?.id ?? 'none'})`);
+  }
+  const livenessMs = c.now - healedAt;
+  const target = marker!.index;
+  const caughtUp = (): boolean => [...c.nodes.values()].every((n) => n.machine.applied >= target);
+  if (!c.runUntil(LIVENESS_CATCHUP_MS, caughtUp)) {
+    const lag = [...c.nodes.values()].map((n) => `${n.id}:${n.machine.applied}`).join(' ');
+    throw new Error(`liveness: not every node applied ${target} within ${LIVENESS_CATCHUP_MS} ms (${lag})`);
+  }
+  c.checkLogsAgree();
+  return { cluster: c, livenessMs };
+}
+
+export function isSafetyViolation(e: unknown): e is InvariantViolation {
+  return e instanceof InvariantViolation;
+}

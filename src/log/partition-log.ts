@@ -635,6 +635,7 @@ export class PartitionLog {
           await unlinkIfExists(seg.timeIndexPath);
           await rename(cleanedPath, seg.logPath);
           await fsyncDir(this.dir);
+          this.opts.onSync?.(seg.logPath, result.bytesAfter);
           const fresh = await LogSegment.openLazy(this.dir, seg.baseOffset, this.segOpts);
           await fresh.ensureLoaded();
           await fresh.sealIndexes();
@@ -673,10 +674,17 @@ export class PartitionLog {
     for (const s of this.segments) await s.close();
   }
 
-  /** Crash simulation: stops using the files without flushing or checkpointing anything. */
-  abandon(): void {
+  /**
+   * Crash simulation: stops using the files without flushing or checkpointing anything
+   * more. I/O already in flight completes first (a process dies between syscalls, and
+   * the next incarnation must not race a ghost writer).
+   */
+  async abandon(): Promise<void> {
     this.closed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.opTail;
+    await this.flushing?.catch(() => undefined);
+    await this.checkpointTail;
     for (const s of this.segments) s.abandon();
   }
 

@@ -198,7 +198,7 @@ test('recovery after a crash cuts a torn tail and a corrupt batch, logs it, and 
   let log = await PartitionLog.open(dir, { config: small() });
   for (let i = 0; i < 6; i++) await log.appendAsLeader(batchOf(2, `c${i}`), 0);
   await log.flush();
-  log.abandon();
+  await log.abandon();
   const active = readdirSync(dir).filter((f) => f.endsWith('.log')).sort().at(-1)!;
   const path = join(dir, active);
   truncateSync(path, statSync(path).size - 7);
@@ -208,7 +208,7 @@ test('recovery after a crash cuts a torn tail and a corrupt batch, logs it, and 
   assert.deepEqual((await readAll(log)).map((r) => r.offset), Array.from({ length: end }, (_, i) => i));
   // Flip a byte inside the first batch of the last segment: it and everything after go.
   for (let i = 0; i < 6; i++) await log.appendAsLeader(batchOf(2, `d${i}`), 0);
-  log.abandon();
+  await log.abandon();
   const segs = readdirSync(dir).filter((f) => f.endsWith('.log')).sort();
   const victim = join(dir, segs[segs.length - 2]!);
   const firstBase = Number(segs[segs.length - 2]!.slice(0, 20));

@@ -19,5 +19,5 @@ export async function assertProperty<Ts>(
 ): Promise<void> {
   const seed = params.seed ?? propertySeed();
   process.stdout.write(`# property "${name}": seed=${seed} (replay with FC_SEED=${seed})\n`);
-  await fc.assert(property, { numRuns: numRuns(params.numRuns ?? 100), ...params, seed });
+  await fc.assert(property, { ...params, numRuns: numRuns(params.numRuns ?? 100), seed });
 }

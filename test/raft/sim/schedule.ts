@@ -77,11 +77,42 @@ export interface RunResult {
 
 let proposalSeq = 0;
 
-/** Plays a schedule; throws InvariantViolation (safety) or a liveness Error. */
+/**
+ * Plays a schedule; throws InvariantViolation (safety) or LivenessFailure, with the
+ * nodes' final states appended to the message.
+ */
 export function runSchedule(s: Schedule): RunResult {
+  let cluster: SimCluster | null = null;
+  try {
+    return play(s, (c) => (cluster = c));
+  } catch (e) {
+    if (e instanceof Error && cluster !== null) e.message += `\n${describe(cluster)}`;
+    throw e;
+  }
+}
+
+export class LivenessFailure extends Error {
+  override name = 'LivenessFailure';
+}
+
+/** One line per node: role, term, commit, log and config, for failure reports. */
+export function describe(c: SimCluster): string {
+  const lines = [`  at t=${c.now} ms, cut links: ${[...c.cut].join(' ') || 'none'}`];
+  for (const n of c.nodes.values()) {
+    const k = n.core;
+    const state = k === null ? 'down' : `${k.softState().role} term=${k.currentTerm} leader=${k.softState().leaderId ?? '-'} commit=${k.commitIndex} last=${k.lastIndex()}`;
+    const cfg = k?.clusterConfig();
+    const voters = cfg ? cfg.voters.map((v) => v.nodeId).join(',') : '?';
+    const log = n.disk.entries.slice(-8).map((e) => `${e.index}/${e.term}${e.kind[0]}`).join(' ');
+    lines.push(`  node ${n.id}: ${state} applied=${n.machine.applied} voters=[${voters}] disk: snap=${n.disk.snapshot?.meta.index ?? 0} …${log}`);
+  }
+  return lines.join('\n');
+}
+
+function play(s: Schedule, onCluster: (c: SimCluster) => void): RunResult {
   const ids: NodeId[] = Array.from({ length: s.nodes }, (_, i) => i + 1);
   const c = new SimCluster({ nodeIds: ids, voterIds: ids.slice(0, s.voters), seed: s.seed });
-  (globalThis as { __lastCluster?: SimCluster }).__lastCluster = c;
+  onCluster(c);
   const at = (p: number): NodeId => ids[p % ids.length]!;
   const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
 
@@ -153,19 +184,17 @@ export function runSchedule(s: Schedule): RunResult {
     return false;
   };
   if (!c.runUntil(LIVENESS_COMMIT_MS, committed)) {
-    throw new Error(`liveness: no new entry committed within ${LIVENESS_COMMIT_MS} ms of healing (leader ${c.leader()?.id ?? 'none'})`);
+    throw new LivenessFailure(`no new entry committed within ${LIVENESS_COMMIT_MS} ms of healing (leader ${c.leader()?.id ?? 'none'})`);
   }
   const livenessMs = c.now - healedAt;
   const target = marker!.index;
   const caughtUp = (): boolean => [...c.nodes.values()].every((n) => n.machine.applied >= target);
   if (!c.runUntil(LIVENESS_CATCHUP_MS, caughtUp)) {
     const lag = [...c.nodes.values()].map((n) => `${n.id}:${n.machine.applied}`).join(' ');
-    throw new Error(`liveness: not every node applied ${target} within ${LIVENESS_CATCHUP_MS} ms (${lag})`);
+    throw new LivenessFailure(`not every node applied ${target} within ${LIVENESS_CATCHUP_MS} ms (${lag})`);
   }
   c.checkLogsAgree();
   return { cluster: c, livenessMs };
 }
 
-export function isSafetyViolation(e: unknown): e is InvariantViolation {
-  return e instanceof InvariantViolation;
-}
+export { InvariantViolation };

@@ -109,6 +109,9 @@ export class RaftStorage {
   private snapshotIndex = 0;
   private writing = false;
   private closed = false;
+  /** Term and vote as last written: a change to either must be synced. */
+  private syncedTerm = 0;
+  private syncedVote: HardState['votedFor'] = null;
 
   private constructor(path: string, logger: Logger) {
     this.path = path;
@@ -214,6 +217,8 @@ export class RaftStorage {
     }
     if (stale.length > 0) await this.db.batch(stale.map((key) => ({ type: 'del' as const, key })));
     this.state = { hardState, snapshot, entries: kept };
+    this.syncedTerm = hardState.term;
+    this.syncedVote = hardState.votedFor;
     this.snapshotIndex = snapIndex;
     this.first = snapIndex + 1;
     this.last = kept.length > 0 ? kept[kept.length - 1]!.index : snapIndex;
@@ -295,8 +300,23 @@ export class RaftStorage {
         for (const e of entries) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
         if (entries.length > 0) last = newLast;
       }
-      if (hardState !== undefined) ops.push({ type: 'put', key: K_HARD, value: encodeJson(hardState) });
-      await this.db.batch(ops, { sync: true });
+      let sync = snapshot !== undefined || entries.length > 0 || truncateFrom !== undefined;
+      if (hardState !== undefined) {
+        ops.push({ type: 'put', key: K_HARD, value: encodeJson(hardState) });
+        const v = hardState.votedFor;
+        const s = this.syncedVote;
+        const sameVote = v === s || (v !== null && s !== null && v.nodeId === s.nodeId && v.directoryId === s.directoryId);
+        if (hardState.term !== this.syncedTerm || !sameVote) sync = true;
+      }
+      // A Ready that only moves the commit index need not wait for the disk: the stored
+      // commit index may lag (it is relearned from the leader), it must only never lead,
+      // and it cannot, since the entries it covers were synced before. This saves a
+      // second fsync per commit on the leader.
+      await this.db.batch(ops, { sync });
+      if (hardState !== undefined) {
+        this.syncedTerm = hardState.term;
+        this.syncedVote = hardState.votedFor;
+      }
       this.first = first;
       this.last = last;
       this.snapshotIndex = snapIndex;

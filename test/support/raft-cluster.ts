@@ -155,7 +155,7 @@ export class RaftProcessCluster {
         n.pid = undefined;
       }
     });
-    const listening = await new Promise<ControlEvent & { ev: 'listening' }>((resolve, reject) => {
+    const started = new Promise<ControlEvent & { ev: 'listening' }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`node ${id} did not start within 20 s; see ${n.logPath}`)), 20_000);
       const onMsg = (raw: unknown): void => {
         const ev = raw as ControlEvent;
@@ -172,7 +172,25 @@ export class RaftProcessCluster {
       child.on('message', onMsg);
       child.on('exit', onExit);
     });
+    let listening: ControlEvent & { ev: 'listening' };
+    try {
+      listening = await started;
+    } catch (e) {
+      // A node that failed to start is gone before this returns (by PID if need be).
+      await this.reap(child);
+      throw e;
+    }
     n.port = listening.port;
+  }
+
+  private async reap(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const t = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    }, 5_000);
+    await exited;
+    clearTimeout(t);
   }
 
   private async broadcastPeers(): Promise<void> {

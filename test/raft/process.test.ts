@@ -1,0 +1,98 @@
+// Three real Raft processes on 127.0.0.1 with LevelDB on disk: kill -9 of the leader, a
+// new leader commits, the old leader restarts from its disk and catches up, and all
+// three applied the same entries at the same indexes (same hash chain, same entries).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RaftProcessCluster } from '../support/raft-cluster.ts';
+import { tempDir, waitFor } from '../support/tmp.ts';
+import { openRawRaftDb, entryKey } from '../../src/io/raft-storage.ts';
+import type { NodeStatus } from '../../src/io/raft-node-process.ts';
+
+type State = NodeStatus & { recent: Array<[number, number, string]> };
+
+async function startCluster(t: { after(fn: () => unknown): void }, root: string): Promise<RaftProcessCluster> {
+  const c = await RaftProcessCluster.start({ root });
+  // Stops every process by PID, whether the test passed or not.
+  t.after(() => c.stop());
+  return c;
+}
+
+function diagnose(c: RaftProcessCluster): string {
+  return [...c.nodes.keys()].map((id) => `--- node ${id} log tail ---\n${c.logTail(id, 15)}`).join('\n');
+}
+
+void test('kill -9 of the leader: a new leader commits, the old one restarts and catches up, all logs agree', async (t) => {
+  const root = tempDir(t, 'raftka-proc-');
+  const c = await startCluster(t, root);
+  try {
+    const first = await waitFor('a leader all three agree on', () => c.leader(), 20_000, 50);
+    for (let i = 1; i <= 5; i++) {
+      const r = await c.request<{ index: number; term: number }>(first.nodeId, { op: 'propose', data: `a-${i}` });
+      assert.equal(r.term, first.term);
+    }
+    // A linearizable read on a follower sees all five.
+    const follower = c.aliveIds().find((id) => id !== first.nodeId)!;
+    const read = await c.request<NodeStatus & { index: number }>(follower, { op: 'read' });
+    assert.ok(read.count >= 5, `follower read after its read index saw ${read.count} entries`);
+
+    const killedAt = await c.kill9(first.nodeId);
+    const second = await waitFor(
+      'a new leader among the survivors',
+      async () => {
+        const l = await c.leader();
+        return l !== undefined && l.nodeId !== first.nodeId ? l : undefined;
+      },
+      20_000,
+      50,
+    );
+    assert.ok(second.term > first.term, 'the new leader has a higher term');
+    for (let i = 1; i <= 3; i++) {
+      const r = await c.request<{ index: number; term: number }>(second.nodeId, { op: 'propose', data: `b-${i}` });
+      assert.equal(r.term, second.term);
+    }
+    t.diagnostic(`new leader ${second.nodeId} committed 3 entries ${Date.now() - killedAt} ms after kill -9 of ${first.nodeId}`);
+
+    await c.restart(first.nodeId);
+    const target = (await c.status(second.nodeId)).commitIndex;
+    await waitFor(
+      'the old leader to catch up and all three to agree',
+      async () => {
+        const ss = await c.statuses();
+        if (ss.length !== 3) return undefined;
+        const ok = ss.every((s) => s.appliedIndex >= target && s.appliedIndex === ss[0]!.appliedIndex && s.hash === ss[0]!.hash);
+        return ok ? ss : undefined;
+      },
+      20_000,
+      50,
+    );
+    const states = await Promise.all([1, 2, 3].map((id) => c.request<State>(id, { op: 'state' })));
+    const texts = states.map((s) => s.recent.map(([, , text]) => text));
+    assert.deepEqual(texts[0], ['a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'b-1', 'b-2', 'b-3']);
+    assert.deepEqual(states[1]!.recent, states[0]!.recent);
+    assert.deepEqual(states[2]!.recent, states[0]!.recent);
+    const restarted = states.find((s) => s.nodeId === first.nodeId)!;
+    assert.equal(restarted.leaderId, second.nodeId, 'the restarted node follows the new leader');
+    assert.equal(restarted.role, 'follower');
+  } catch (e) {
+    t.diagnostic(diagnose(c));
+    throw e;
+  }
+});
+
+void test('a node whose Raft log was damaged refuses to start and names the key', async (t) => {
+  const root = tempDir(t, 'raftka-proc-');
+  const c = await startCluster(t, root);
+  const l = await waitFor('a leader', () => c.leader(), 20_000, 50);
+  await c.request(l.nodeId, { op: 'propose', data: 'x' });
+  const victim = c.aliveIds().find((id) => id !== l.nodeId)!;
+  await waitFor('the entry on the victim', async () => ((await c.status(victim)).commitIndex >= 2 ? true : undefined), 10_000);
+  await c.kill9(victim);
+  const raw = openRawRaftDb(c.nodes.get(victim)!.dir);
+  await raw.open();
+  const v = Buffer.from((await raw.get(entryKey(2)))!);
+  v[v.length - 1]! ^= 0xff;
+  await raw.put(entryKey(2), v);
+  await raw.close();
+  await assert.rejects(c.restart(victim), /failed to start: .*entry 2 is unreadable: CRC32C mismatch/);
+  assert.deepEqual(c.aliveIds().sort(), [1, 2, 3].filter((id) => id !== victim));
+});

@@ -1,0 +1,225 @@
+// `npm run bench -- log [--json] [--mib N]`: the storage engine against raw `fs` on the
+// same disk, in one run. See issue #2 for the fields and targets.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PartitionLog } from '../../src/log/partition-log.ts';
+import { logConfig } from '../../src/log/config.ts';
+import { buildBatch } from '../../src/log/batch.ts';
+import type { BenchContext, BenchResult } from '../bench.ts';
+
+const MiB = 1024 * 1024;
+const PIPELINE = 4;
+
+function argNumber(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : dflt;
+}
+
+function batchOfSize(bytes: number): Buffer {
+  // One record whose value fills the batch: 61 header bytes plus ~10 of record framing.
+  return buildBatch([{ key: 'k', value: Buffer.alloc(bytes - 80, 0x61) }]);
+}
+
+/** Writes back all dirty pages (and removes `path`), so every write measurement starts alike. */
+function settle(path?: string): void {
+  spawnSync('sync');
+  if (path) rmSync(path, { force: true });
+}
+
+async function timed(fn: () => Promise<number>): Promise<number> {
+  const t0 = performance.now();
+  const bytes = await fn();
+  return bytes / MiB / ((performance.now() - t0) / 1000);
+}
+
+export async function run(ctx: BenchContext): Promise<BenchResult> {
+  const totalMiB = argNumber(ctx.args, '--mib', 512);
+  const recoveryMiB = argNumber(ctx.args, '--recovery-mib', 1024);
+  const root = mkdtempSync(join(process.env['RAFTKA_BENCH_DIR'] ?? tmpdir(), 'raftka-bench-log-'));
+  const cfg = (extra: Record<string, unknown> = {}) =>
+    logConfig({ 'max.message.bytes': 2 * MiB, 'flush.before.ack': false, ...extra });
+  try {
+    // Raw sequential write and read of 1 MiB buffers. The first write pass only warms
+    // the page cache up, so raw and log both write into pages freed by a deleted file.
+    const rawPath = join(root, 'raw.bin');
+    const chunk = Buffer.alloc(MiB, 0x61);
+    const rawWrite = () =>
+      timed(async () => {
+        const fh = await open(rawPath, 'w');
+        for (let i = 0; i < totalMiB; i++) await fh.write(chunk);
+        await fh.close();
+        return totalMiB * MiB;
+      });
+    ctx.progress(`raw fs write of ${totalMiB} MiB (warm-up, then measured)`);
+    await rawWrite();
+    settle(rawPath);
+    let rawWriteMBs = await rawWrite();
+    settle();
+    // A reader that hands bytes on (to the network) cannot reuse one buffer, so the raw
+    // read allocates a fresh buffer per read, like the log's read() must.
+    const rawRead = () =>
+      timed(async () => {
+        const fh = await open(rawPath, 'r');
+        let pos = 0;
+        for (;;) {
+          const buf = Buffer.allocUnsafe(MiB);
+          const { bytesRead } = await fh.read(buf, 0, MiB, pos);
+          if (bytesRead === 0) break;
+          pos += bytesRead;
+        }
+        await fh.close();
+        return pos;
+      });
+    ctx.progress('raw fs read');
+    let rawReadMBs = await rawRead();
+
+    ctx.progress('log append of 1 MiB batches');
+    const big = batchOfSize(MiB);
+    const logAppend = async (name: string) => {
+      const log = await PartitionLog.open(join(root, name), { config: cfg() });
+      // A broker pipelines appends (several producers): PIPELINE appends in flight, so
+      // the CRC check of one overlaps the write of the previous ones.
+      const copies = Array.from({ length: PIPELINE }, () => Buffer.from(big));
+      const mbs = await timed(async () => {
+        let next = 0;
+        await Promise.all(
+          copies.map(async (b) => {
+            while (next < totalMiB) {
+              next++;
+              await log.appendAsLeader(b, 0);
+            }
+          }),
+        );
+        return totalMiB * big.length;
+      });
+      return { log, mbs };
+    };
+    const first = await logAppend('log-1mib-a');
+    await first.log.deleteAll();
+    settle();
+    // A second round of each, interleaved; the best of each counts (the disk is shared).
+    ctx.progress('second round: raw write, log append');
+    rawWriteMBs = Math.max(rawWriteMBs, await rawWrite());
+    settle();
+    const second = await logAppend('log-1mib-b');
+    const appendMBs1MiB = Math.max(first.mbs, second.mbs);
+    const log1 = second.log;
+    settle();
+    ctx.progress('log read of everything (twice, interleaved with raw reads; best of each)');
+    // PIPELINE sequential readers (consumers), each over its own part of the log.
+    const logRead = () =>
+      timed(async () => {
+        const end = log1.logEndOffset;
+        const part = Math.ceil(end / PIPELINE);
+        let bytes = 0;
+        await Promise.all(
+          Array.from({ length: PIPELINE }, async (_, k) => {
+            let offset = k * part;
+            const stop = Math.min(end, offset + part);
+            while (offset < stop) {
+              const { records } = await log1.read(offset, MiB + 4096, { upperBoundOffset: stop });
+              bytes += records.length;
+              offset += Math.max(1, Math.round(records.length / big.length));
+            }
+          }),
+        );
+        return bytes;
+      });
+    let readMBs = await logRead();
+    rawReadMBs = Math.max(rawReadMBs, await rawRead());
+    readMBs = Math.max(readMBs, await logRead());
+    rmSync(rawPath);
+    await log1.deleteAll();
+
+    ctx.progress('log append of 16 KiB batches');
+    const log16 = await PartitionLog.open(join(root, 'log-16k'), { config: cfg() });
+    const small = batchOfSize(16 * 1024);
+    settle();
+    const n16 = Math.floor((totalMiB / 2) * 64);
+    const appendMBs16KiB = await timed(async () => {
+      for (let i = 0; i < n16; i++) await log16.appendAsLeader(small, 0);
+      return n16 * small.length;
+    });
+    await log16.deleteAll();
+
+    ctx.progress('raw write + fdatasync per 16 KiB');
+    const syncPath = join(root, 'sync.bin');
+    const rawFsyncPerWriteMBs16KiB = await timed(async () => {
+      const fh = await open(syncPath, 'w');
+      const buf = Buffer.alloc(16 * 1024, 0x62);
+      const until = performance.now() + 2000;
+      let n = 0;
+      while (performance.now() < until) {
+        await fh.write(buf);
+        await fh.datasync();
+        n++;
+      }
+      await fh.close();
+      return n * buf.length;
+    });
+
+    ctx.progress('durable 16 KiB appends from 64 concurrent writers (group commit)');
+    const logD = await PartitionLog.open(join(root, 'log-durable'), { config: cfg({ 'flush.before.ack': true }) });
+    const buffers = Array.from({ length: 64 }, () => batchOfSize(16 * 1024));
+    let durableBytes = 0;
+    const durableAppendMBs16KiB = await timed(async () => {
+      const until = performance.now() + 3000;
+      await Promise.all(
+        buffers.map(async (b) => {
+          while (performance.now() < until) {
+            await logD.appendAsLeader(b, 0);
+            durableBytes += b.length;
+          }
+        }),
+      );
+      return durableBytes;
+    });
+    await logD.deleteAll();
+
+    ctx.progress(`building a ${recoveryMiB} MiB log for the recovery measurement`);
+    const recDir = join(root, 'log-recovery');
+    const logR = await PartitionLog.open(recDir, { config: cfg() });
+    for (let i = 0; i < recoveryMiB; i++) await logR.appendAsLeader(big, 0);
+    await logR.close();
+    const t0 = performance.now();
+    const reopened = await PartitionLog.open(recDir, { config: cfg() });
+    await reopened.appendAsLeader(batchOfSize(1024), 0);
+    const recoveryMs = performance.now() - t0;
+    await reopened.close();
+
+    const json = {
+      rawWriteMBs,
+      appendMBs1MiB,
+      appendMBs16KiB,
+      rawReadMBs,
+      readMBs,
+      appendRatio: appendMBs1MiB / rawWriteMBs,
+      readRatio: readMBs / rawReadMBs,
+      durableAppendMBs16KiB,
+      rawFsyncPerWriteMBs16KiB,
+      durableRatio: durableAppendMBs16KiB / rawFsyncPerWriteMBs16KiB,
+      recoveryMs,
+    };
+    return {
+      rows: [
+        ['raw fs write, 1 MiB buffers (MB/s)', rawWriteMBs],
+        [`log append, 1 MiB batches, ${PIPELINE} in flight (MB/s)`, appendMBs1MiB],
+        ['log append, 16 KiB batches (MB/s)', appendMBs16KiB],
+        ['  append ratio (1 MiB / raw)', json.appendRatio],
+        ['raw fs read (MB/s)', rawReadMBs],
+        [`log read, ${PIPELINE} readers (MB/s)`, readMBs],
+        ['  read ratio', json.readRatio],
+        ['raw write+fdatasync per 16 KiB (MB/s)', rawFsyncPerWriteMBs16KiB],
+        ['durable append, 64 writers (MB/s)', durableAppendMBs16KiB],
+        ['  group commit gain', json.durableRatio],
+        [`recovery of ${recoveryMiB} MiB after clean shutdown (ms)`, recoveryMs],
+      ],
+      json,
+    };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}

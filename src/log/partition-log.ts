@@ -89,6 +89,7 @@ export class PartitionLog {
   private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private cleaning = false;
+  private dirDirty = false;
   private readonly segOpts: SegmentOptions;
 
   private constructor(
@@ -159,6 +160,7 @@ export class PartitionLog {
     for (const base of bases) this.segments.push(await LogSegment.openLazy(this.dir, base, this.segOpts));
     if (this.segments.length === 0) {
       this.segments.push(await LogSegment.create(this.dir, this._logStartOffset, this.segOpts));
+      await fsyncDir(this.dir);
       this._recoveryPoint = this._logStartOffset;
     } else if (cp?.cleanShutdown) {
       await this.active.ensureLoaded();
@@ -376,6 +378,7 @@ export class PartitionLog {
     assert(baseOffset >= old.nextOffset, () => `roll at ${baseOffset} below log end ${old.nextOffset}`);
     await old.sealIndexes();
     this.segments.push(await LogSegment.create(this.dir, baseOffset, this.segOpts));
+    this.dirDirty = true;
     this.logger.debug({ baseOffset }, 'rolled segment');
   }
 
@@ -437,11 +440,14 @@ export class PartitionLog {
     const target = this.logEndOffset;
     const records = this.unflushedRecords;
     const dirty = this.segments.filter((s) => s.unflushed);
-    const newFile = dirty.some((s) => s.size === 0 || !s.loaded);
+    const dirDirty = this.dirDirty;
+    this.dirDirty = false;
     try {
       for (const s of dirty) await s.flush();
-      if (newFile || dirty.length > 1) await fsyncDir(this.dir);
+      // A segment created since the last flush needs its directory entry made durable too.
+      if (dirDirty) await fsyncDir(this.dir);
     } catch (e) {
+      this.dirDirty ||= dirDirty;
       const err = new RaftkaError('KAFKA_STORAGE_ERROR', `fsync of ${this.dir} failed: ${(e as Error).message}`);
       const waiters = this.durableWaiters;
       this.durableWaiters = [];
@@ -451,7 +457,10 @@ export class PartitionLog {
     this.unflushedRecords = Math.max(0, this.unflushedRecords - records);
     if (target > this._recoveryPoint) this._recoveryPoint = target;
     const still: typeof this.durableWaiters = [];
-    for (const w of this.durableWaiters) (w.offset <= this._recoveryPoint ? w.resolve() : still.push(w));
+    for (const w of this.durableWaiters) {
+      if (w.offset <= this._recoveryPoint) w.resolve();
+      else still.push(w);
+    }
     this.durableWaiters = still;
     if (still.length > 0) this.flushWanted = true;
     const interval = this.opts.recoveryCheckpointIntervalMs ?? 1000;
@@ -545,8 +554,8 @@ export class PartitionLog {
 
   private async afterTruncate(): Promise<void> {
     if (this._recoveryPoint > this.logEndOffset) this._recoveryPoint = this.logEndOffset;
-    if (this.epochs.truncateFromEnd(this.logEndOffset)) await this.epochs.persist();
-    else await this.epochs.persist();
+    this.epochs.truncateFromEnd(this.logEndOffset);
+    await this.epochs.persist();
     await this.writeCheckpoint(false);
   }
 

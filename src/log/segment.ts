@@ -107,7 +107,9 @@ export class LogSegment {
     const [idxBuf, timeBuf] = await Promise.all([readOptional(this.indexPath), readOptional(this.timeIndexPath)]);
     const idx = idxBuf ? OffsetIndex.parse(idxBuf, this.size) : undefined;
     const tidx = timeBuf ? TimeIndex.parse(timeBuf) : undefined;
-    if (idx && tidx && (this.size === 0 || idx.entries > 0 || this.size <= this.opts.indexIntervalBytes * 2)) {
+    // The first batch of a segment is always indexed, so a non-empty segment with an
+    // empty index has a stale or foreign index.
+    if (idx && tidx && (this.size === 0) === (idx.entries === 0)) {
       // Find the tail from the last indexed batch: a short scan, not the whole segment.
       this.index = idx;
       this.timeIndex = tidx;
@@ -211,10 +213,17 @@ export class LogSegment {
     for (const b of buffers) total += b.length;
     let written = 0;
     let bufs = buffers;
-    while (written < total) {
-      const { bytesWritten } = await fh.writev(bufs);
-      written += bytesWritten;
-      if (written < total) bufs = remaining(buffers, written);
+    try {
+      while (written < total) {
+        const { bytesWritten } = await fh.writev(bufs);
+        written += bytesWritten;
+        if (written < total) bufs = remaining(buffers, written);
+      }
+    } catch (e) {
+      // A partial write (ENOSPC, EIO) must not stay in the file: the next append would
+      // land after it and positions would no longer match `size`.
+      await fh.truncate(this.size);
+      throw e;
     }
     this.firstAppendMs ??= nowMs;
     let pos = this.size;

@@ -7,7 +7,7 @@ import { logConfig } from '../../src/log/config.ts';
 import { buildBatch, decodeRecords, iterateBatches, readBatchHeader } from '../../src/log/batch.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { isRaftkaError } from '../../src/common/errors.ts';
-import { defer, tempDir } from '../support/tmp.ts';
+import { defer, tempDir, waitFor } from '../support/tmp.ts';
 
 const small = (extra: Record<string, unknown> = {}) =>
   logConfig({ 'segment.bytes': 1024, 'index.interval.bytes': 128, 'flush.before.ack': false, ...extra });
@@ -257,4 +257,31 @@ test('concurrent durable appends share fsyncs (group commit)', async (t) => {
   assert.equal(new Set(infos.map((i) => i.firstOffset)).size, 64);
   assert.equal(log.flushedOffset, 64, 'every acknowledged append is durable');
   assert.ok(syncs < 16, `64 durable appends took ${syncs} fsyncs`);
+});
+
+test('segment.ms rolls the active segment by age; flush.messages and flush.ms flush by policy', async (t) => {
+  const clock = new ManualClock(0);
+  let syncs = 0;
+  const log = await PartitionLog.open(tempDir(t), {
+    config: logConfig({ 'segment.ms': 1000, 'flush.before.ack': false, 'flush.messages': 3 }),
+    clock,
+    onSync: () => syncs++,
+  });
+  defer(t, () => log.close());
+  await log.appendAsLeader(batchOf(1, 'a'), 0);
+  clock.advance(999);
+  await log.appendAsLeader(batchOf(1, 'b'), 0);
+  assert.equal(log.segmentCount, 1);
+  clock.advance(1);
+  await log.appendAsLeader(batchOf(1, 'c'), 0);
+  assert.deepEqual(log.segmentBaseOffsets(), [0, 2]);
+  // The third unflushed record triggered a flush by flush.messages.
+  await waitFor('flush.messages flush', () => log.flushedOffset === 3);
+  assert.ok(syncs > 0);
+
+  const timed = await PartitionLog.open(tempDir(t), { config: logConfig({ 'flush.before.ack': false, 'flush.ms': 20 }) });
+  defer(t, () => timed.close());
+  await timed.appendAsLeader(batchOf(2, 'x'), 0);
+  assert.equal(timed.flushedOffset, 0, 'not flushed at once');
+  await waitFor('flush.ms flush', () => timed.flushedOffset === 2, 5000);
 });

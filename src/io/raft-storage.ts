@@ -18,9 +18,13 @@
 //   'i'            identity: {directoryId}, written once when the database is created
 //   'h'            hard state JSON
 //   's'            snapshot: u32 meta length | meta JSON | data
-//   'e' + u64 BE   entry: f64 term | u8 kind | data   (index is in the key)
-// Entries at or below the snapshot index are garbage (a compaction that crashed before
-// deleting them): load skips and deletes them.
+//   'e' + u64 BE   a run of consecutive entries starting at that index:
+//                  u32 count | count x (f64 term | u8 kind | u32 length | data)
+// Entries are stored in runs, one per Ready, rather than one key per entry: a LevelDB
+// operation costs far more CPU than copying an entry, and a Ready under load carries
+// hundreds of entries. Truncation rewrites the run it cuts through (read back from
+// disk) and deletes the runs after it; compaction deletes the runs a snapshot covers
+// entirely and leaves the one it cuts through, whose covered entries load skips.
 import { join } from 'node:path';
 import { Level } from 'level';
 import { crc32c } from '@node-rs/crc32';
@@ -48,6 +52,7 @@ const P_ENTRY = 0x65; // 'e'
 const KINDS: readonly EntryKind[] = ['normal', 'config', 'noop'];
 const KIND_CODE: Record<EntryKind, number> = { normal: 0, config: 1, noop: 2 };
 
+/** Key of the run of entries that starts at `index`. */
 export function entryKey(index: number): Buffer {
   const k = Buffer.allocUnsafe(9);
   k[0] = P_ENTRY;
@@ -62,13 +67,27 @@ function seal(payload: Buffer): Buffer {
   return out;
 }
 
-function encodeEntry(e: Entry): Buffer {
-  const out = Buffer.allocUnsafe(4 + 9 + e.data.length);
-  out.writeDoubleBE(e.term, 4);
-  out[12] = KIND_CODE[e.kind];
-  out.set(e.data, 13);
+function encodeRun(entries: readonly Entry[]): Buffer {
+  let size = 4 + 4;
+  for (const e of entries) size += 13 + e.data.byteLength;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32BE(entries.length, 4);
+  let off = 8;
+  for (const e of entries) {
+    out.writeDoubleBE(e.term, off);
+    out[off + 8] = KIND_CODE[e.kind];
+    out.writeUInt32BE(e.data.byteLength, off + 9);
+    out.set(e.data, off + 13);
+    off += 13 + e.data.byteLength;
+  }
   out.writeUInt32BE(crc32c(out.subarray(4)), 0);
   return out;
+}
+
+/** A stored run: entries first..last under entryKey(first). */
+interface Run {
+  readonly first: number;
+  last: number;
 }
 
 function encodeJson(v: unknown): Buffer {
@@ -85,7 +104,7 @@ function encodeSnapshot(s: Snapshot): Buffer {
 }
 
 function keyName(key: Buffer): string {
-  if (key[0] === P_ENTRY && key.length === 9) return `entry ${key.readBigUInt64BE(1)}`;
+  if (key[0] === P_ENTRY && key.length === 9) return `entry run @${key.readBigUInt64BE(1)}`;
   return `key ${JSON.stringify(key.toString('latin1'))}`;
 }
 
@@ -107,6 +126,8 @@ export class RaftStorage {
   /** Index of the last stored entry (first - 1 when none). */
   private last = 0;
   private snapshotIndex = 0;
+  /** The stored runs, ascending and contiguous. */
+  private runs: Run[] = [];
   private writing = false;
   private closed = false;
   /** Term and vote as last written: a change to either must be synced. */
@@ -167,7 +188,7 @@ export class RaftStorage {
     let hardState: HardState = EMPTY_HARD_STATE;
     let snapshot: Snapshot | null = null;
     const entries: Entry[] = [];
-    const stale: Buffer[] = [];
+    const runs: Run[] = [];
     for await (const [key, value] of this.db.iterator()) {
       const payload = this.unseal(key, value);
       if (key.equals(K_IDENTITY)) {
@@ -179,29 +200,27 @@ export class RaftStorage {
       } else if (key.equals(K_SNAPSHOT)) {
         snapshot = this.parseSnapshot(key, payload);
       } else if (key[0] === P_ENTRY && key.length === 9) {
-        if (payload.length < 9) throw this.corrupt(key, 'entry header truncated');
-        const kind = KINDS[payload[8]!];
-        const term = payload.readDoubleBE(0);
-        if (kind === undefined) throw this.corrupt(key, `unknown entry kind ${payload[8]}`);
-        if (!Number.isSafeInteger(term) || term < 1) throw this.corrupt(key, `bad term ${term}`);
-        const index = Number(key.readBigUInt64BE(1));
-        entries.push({ index, term, kind, data: payload.subarray(9) });
+        const first = Number(key.readBigUInt64BE(1));
+        const run = this.decodeRun(key, first, payload);
+        if (run.length === 0) throw this.corrupt(key, 'empty run');
+        runs.push({ first, last: first + run.length - 1 });
+        for (const e of run) entries.push(e);
       } else {
         throw this.corrupt(key, 'unknown key');
       }
     }
-    // Keys sort 'e' < 'h' < 'i' < 's', so entries arrive in index order, before the
-    // snapshot: drop those the snapshot covers, then check the rest is contiguous.
+    // Keys sort 'e' < 'h' < 'i' < 's', so runs arrive in index order, before the
+    // snapshot: drop what the snapshot covers, then check the rest is contiguous.
     const snapIndex = snapshot?.meta.index ?? 0;
-    let kept = entries;
-    if (snapIndex > 0) {
-      kept = entries.filter((e) => e.index > snapIndex);
-      for (const e of entries) if (e.index <= snapIndex) stale.push(entryKey(e.index));
-    }
-    for (let i = 0; i < kept.length; i++) {
-      const expected = (i === 0 ? snapIndex : kept[i - 1]!.index) + 1;
-      if (kept[i]!.index !== expected) {
-        throw this.corrupt(entryKey(kept[i]!.index), `log has a hole: expected entry ${expected} next`);
+    const stale = runs.filter((r) => r.last <= snapIndex);
+    const liveRuns = runs.filter((r) => r.last > snapIndex);
+    const kept = snapIndex > 0 ? entries.filter((e) => e.index > snapIndex) : entries;
+    for (let i = 0; i < liveRuns.length; i++) {
+      const r = liveRuns[i]!;
+      const expected = i === 0 ? snapIndex + 1 : liveRuns[i - 1]!.last + 1;
+      // The first live run may start at or before the snapshot (compaction keeps a run it cuts).
+      if (i === 0 ? r.first > expected : r.first !== expected) {
+        throw this.corrupt(entryKey(r.first), `log has a hole: expected entry ${expected} next`);
       }
     }
     if (identity === undefined) {
@@ -215,7 +234,8 @@ export class RaftStorage {
         `raft log ${this.path} belongs to directory ${identity}, but meta.properties says ${directoryId}`,
       );
     }
-    if (stale.length > 0) await this.db.batch(stale.map((key) => ({ type: 'del' as const, key })));
+    if (stale.length > 0) await this.db.batch(stale.map((r) => ({ type: 'del' as const, key: entryKey(r.first) })));
+    this.runs = liveRuns;
     this.state = { hardState, snapshot, entries: kept };
     this.syncedTerm = hardState.term;
     this.syncedVote = hardState.votedFor;
@@ -226,6 +246,26 @@ export class RaftStorage {
       { path: this.path, term: hardState.term, commitIndex: hardState.commitIndex, snapshotIndex: snapIndex, lastIndex: this.last },
       'raft log loaded',
     );
+  }
+
+  private decodeRun(key: Buffer, first: number, payload: Buffer): Entry[] {
+    if (payload.length < 4) throw this.corrupt(key, 'run header truncated');
+    const count = payload.readUInt32BE(0);
+    const out: Entry[] = [];
+    let off = 4;
+    for (let i = 0; i < count; i++) {
+      if (off + 13 > payload.length) throw this.corrupt(key, `entry ${first + i} header truncated`);
+      const term = payload.readDoubleBE(off);
+      const kind = KINDS[payload[off + 8]!];
+      const len = payload.readUInt32BE(off + 9);
+      if (kind === undefined) throw this.corrupt(key, `entry ${first + i} has unknown kind ${payload[off + 8]}`);
+      if (!Number.isSafeInteger(term) || term < 1) throw this.corrupt(key, `entry ${first + i} has bad term ${term}`);
+      if (off + 13 + len > payload.length) throw this.corrupt(key, `entry ${first + i} data truncated`);
+      out.push({ index: first + i, term, kind, data: payload.subarray(off + 13, off + 13 + len) });
+      off += 13 + len;
+    }
+    if (off !== payload.length) throw this.corrupt(key, `${payload.length - off} trailing bytes`);
+    return out;
   }
 
   private parseHardState(key: Buffer, v: unknown): HardState {
@@ -277,28 +317,39 @@ export class RaftStorage {
     this.beginWrite();
     try {
       const ops: Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }> = [];
-      let first = this.first;
+      const runs = this.runs.slice();
       let last = this.last;
       let snapIndex = this.snapshotIndex;
       if (snapshot !== undefined) {
         ops.push({ type: 'put', key: K_SNAPSHOT, value: encodeSnapshot(snapshot) });
-        // Entries it covers are deleted here when few; load ignores any left behind.
-        for (let i = first; i <= Math.min(snapshot.meta.index, last); i++) ops.push({ type: 'del', key: entryKey(i) });
         snapIndex = snapshot.meta.index;
-        first = snapIndex + 1;
+        // Runs it covers entirely go; one it cuts through stays (load skips the covered part).
+        while (runs.length > 0 && runs[0]!.last <= snapIndex) ops.push({ type: 'del', key: entryKey(runs.shift()!.first) });
         if (last < snapIndex) last = snapIndex;
       }
-      const appendFrom = entries.length > 0 ? entries[0]!.index : undefined;
-      const cut = Math.min(truncateFrom ?? Infinity, appendFrom ?? Infinity);
-      if (entries.length > 0 || truncateFrom !== undefined) {
-        const tail = Math.min(last, cut - 1);
-        assert(appendFrom === undefined || appendFrom === tail + 1, () => `append at ${appendFrom} would leave a hole after ${tail}`);
-        const newLast = entries.length > 0 ? entries[entries.length - 1]!.index : cut - 1;
-        // The conflicting tail beyond the new entries goes in the same atomic batch.
-        for (let i = Math.max(newLast + 1, first); i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
-        if (cut <= last) last = Math.max(cut - 1, snapIndex);
-        for (const e of entries) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
-        if (entries.length > 0) last = newLast;
+      const appendFrom = entries.length > 0 ? entries[0]!.index : Infinity;
+      const cut = Math.min(truncateFrom ?? Infinity, appendFrom);
+      if (cut <= last) {
+        // Drop the conflicting tail in the same atomic batch as the new entries [Raft §5.3].
+        while (runs.length > 0 && runs[runs.length - 1]!.first >= cut) {
+          ops.push({ type: 'del', key: entryKey(runs.pop()!.first) });
+        }
+        const straddle = runs[runs.length - 1];
+        if (straddle !== undefined && straddle.last >= cut) {
+          const key = entryKey(straddle.first);
+          const stored = await this.db.get(key);
+          assert(stored !== undefined, () => `run at ${straddle.first} vanished`);
+          const keep = this.decodeRun(key, straddle.first, this.unseal(key, stored)).filter((e) => e.index < cut);
+          ops.push({ type: 'put', key, value: encodeRun(keep) });
+          runs[runs.length - 1] = { first: straddle.first, last: cut - 1 };
+        }
+        last = Math.max(cut - 1, snapIndex);
+      }
+      if (entries.length > 0) {
+        assert(appendFrom === last + 1, () => `append at ${appendFrom} would leave a hole after ${last}`);
+        ops.push({ type: 'put', key: entryKey(appendFrom), value: encodeRun(entries) });
+        last = entries[entries.length - 1]!.index;
+        runs.push({ first: appendFrom, last });
       }
       let sync = snapshot !== undefined || entries.length > 0 || truncateFrom !== undefined;
       if (hardState !== undefined) {
@@ -317,7 +368,8 @@ export class RaftStorage {
         this.syncedTerm = hardState.term;
         this.syncedVote = hardState.votedFor;
       }
-      this.first = first;
+      this.runs = runs;
+      this.first = snapIndex + 1;
       this.last = last;
       this.snapshotIndex = snapIndex;
     } finally {
@@ -338,12 +390,13 @@ export class RaftStorage {
     } finally {
       this.writing = false;
     }
-    const upTo = Math.min(snapshot.meta.index, this.last);
-    const from = this.first;
     this.snapshotIndex = Math.max(this.snapshotIndex, snapshot.meta.index);
     this.first = this.snapshotIndex + 1;
     if (this.last < this.snapshotIndex) this.last = this.snapshotIndex;
-    if (upTo >= from) await this.db.clear({ gte: entryKey(from), lte: entryKey(upTo) });
+    // Not synced: runs left behind by a crash here are covered and skipped on load.
+    const covered: Buffer[] = [];
+    while (this.runs.length > 0 && this.runs[0]!.last <= this.snapshotIndex) covered.push(entryKey(this.runs.shift()!.first));
+    if (covered.length > 0) await this.db.batch(covered.map((key) => ({ type: 'del' as const, key })));
   }
 
   /** The stored snapshot, if any (for a restarting node or a lagging follower). */

@@ -47,6 +47,8 @@ export interface RaftClusterOptions {
   electionTimeoutMs?: number;
   snapshotIntervalEntries?: number;
   requestTimeoutMs?: number;
+  /** Extra node flags for every process (e.g. --cpu-prof for profiling). */
+  nodeArgs?: readonly string[];
 }
 
 export class RaftProcessCluster {
@@ -98,6 +100,7 @@ export class RaftProcessCluster {
   private async spawnNode(id: number): Promise<void> {
     const n = this.nodes.get(id)!;
     const args = [
+      ...(this.opts.nodeArgs ?? []),
       '--import',
       'tsx',
       NODE_SCRIPT,

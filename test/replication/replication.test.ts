@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { LeaderState, type LeaderStateInit } from '../../src/replication/leader-state.ts';
+import { firstTruncationStep, nextTruncationStep, type EpochLookup } from '../../src/replication/truncation.ts';
+import { LeaderEpochCache } from '../../src/log/leader-epoch.ts';
+import { assertProperty } from '../support/property.ts';
+
+const init = (extra: Partial<LeaderStateInit> = {}): LeaderStateInit => ({
+  localBrokerId: 1,
+  replicas: [1, 2, 3],
+  isr: [1, 2, 3],
+  leaderEpoch: 5,
+  partitionEpoch: 10,
+  minInsyncReplicas: 2,
+  replicaLagTimeMaxMs: 10_000,
+  durable: true,
+  logEndOffset: 100,
+  flushedOffset: 100,
+  highWatermark: 90,
+  nowMs: 0,
+  ...extra,
+});
+
+test('the high watermark is the smallest flushed offset over the ISR and never goes back', () => {
+  const s = new LeaderState(init());
+  assert.equal(s.readyForConsumers, false, 'not before the HW reaches the epoch start');
+  s.onLocalProgress(120, 110);
+  assert.equal(s.onFollowerFetch(2, 120, 105, 1).highWatermarkAdvanced, false, 'follower 3 has reported nothing yet');
+  assert.equal(s.onFollowerFetch(3, 115, 115, 1).highWatermarkAdvanced, true);
+  assert.equal(s.highWatermark, 105);
+  s.onFollowerFetch(2, 100, 100, 2); // a lower report (follower truncated) cannot pull the HW back
+  assert.equal(s.highWatermark, 105);
+  s.onFollowerFetch(2, 120, 120, 3);
+  assert.equal(s.highWatermark, 110);
+  assert.equal(s.readyForConsumers, true);
+});
+
+test('non-durable mode counts log end offsets instead of flushed offsets', () => {
+  const s = new LeaderState(init({ durable: false, isr: [1, 2] }));
+  s.onFollowerFetch(2, 100, 0, 1);
+  assert.equal(s.highWatermark, 100);
+});
+
+test('the HW does not move while the ISR is below min.insync.replicas', () => {
+  const s = new LeaderState(init({ isr: [1], minInsyncReplicas: 2 }));
+  s.onLocalProgress(200, 200);
+  assert.equal(s.highWatermark, 90);
+  const { isrChange } = s.onFollowerFetch(2, 200, 200, 1);
+  assert.deepEqual(isrChange, { isr: [1, 2], reason: 'expand' });
+  assert.equal(s.highWatermark, 90, 'a pending member does not count');
+  assert.equal(s.onIsrCommitted([1, 2], 11), true);
+  assert.equal(s.highWatermark, 200);
+});
+
+test('a follower that stops catching up for replica.lag.time.max.ms is shrunk away, one change at a time', () => {
+  const s = new LeaderState(init());
+  s.onLocalProgress(100, 100);
+  s.onFollowerFetch(2, 100, 100, 5_000);
+  s.onFollowerFetch(3, 100, 100, 5_000);
+  assert.equal(s.maybeShrink(14_000), undefined);
+  s.onLocalProgress(150, 150);
+  s.onFollowerFetch(2, 150, 150, 14_000);
+  assert.deepEqual(s.maybeShrink(15_001), { isr: [1, 2], reason: 'shrink' });
+  assert.equal(s.maybeShrink(20_000), undefined, 'one AlterPartition in flight at a time');
+  s.onIsrRejected();
+  assert.ok(s.maybeShrink(20_000));
+  assert.equal(s.onIsrCommitted([1, 2], 9), false, 'a stale partition epoch is ignored');
+});
+
+test('the HW never decreases and never exceeds any ISR member durable offset (property)', async () => {
+  await assertProperty(
+    'leader HW',
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom(1, 2, 3), fc.nat(50), fc.nat(50)), { maxLength: 60 }),
+      (events) => {
+        const s = new LeaderState(init({ highWatermark: 0, logEndOffset: 0, flushedOffset: 0 }));
+        let leo = 0;
+        const durable = new Map<number, number>([[1, 0], [2, -1], [3, -1]]);
+        let prev = s.highWatermark;
+        let t = 0;
+        for (const [who, a, b] of events) {
+          if (who === 1) {
+            leo += a;
+            const f = Math.min(leo, b + (durable.get(1) ?? 0));
+            s.onLocalProgress(leo, f);
+            durable.set(1, f);
+          } else {
+            const fetch = Math.min(leo, a + Math.max(0, durable.get(who)!));
+            const flushed = Math.min(fetch, Math.max(durable.get(who)!, b)); // flushed offsets only grow
+            s.onFollowerFetch(who, fetch, flushed, t++);
+            durable.set(who, Math.min(fetch, flushed));
+          }
+          assert.ok(s.highWatermark >= prev);
+          prev = s.highWatermark;
+          if (s.highWatermark > 0) for (const id of s.isr) assert.ok(s.highWatermark <= durable.get(id)!, `HW ${s.highWatermark} above ${id}'s ${durable.get(id)}`);
+        }
+      },
+    ),
+  );
+});
+
+function lookup(entries: Array<[number, number]>, leo: number): EpochLookup {
+  const c = new LeaderEpochCache('/dev/null');
+  for (const [e, o] of entries) c.assign(e, o);
+  return { latestEpoch: () => c.latestEpoch(), endOffsetFor: (e) => c.endOffsetFor(e, leo) };
+}
+
+test('follower truncation by leader epoch (KIP-101 / KIP-279 cases)', () => {
+  // Same epochs: truncate to the leader's end of our latest epoch.
+  const f = lookup([[1, 0], [2, 50]], 80);
+  assert.deepEqual(firstTruncationStep(f, 80), { kind: 'ask', epoch: 2 });
+  assert.deepEqual(nextTruncationStep(f, 80, 2, { epoch: 2, endOffset: 70 }), { kind: 'truncate', offset: 70 });
+  assert.deepEqual(nextTruncationStep(f, 80, 2, { epoch: 2, endOffset: 90 }), { kind: 'truncate', offset: 80 });
+  // The leader never had our epoch 2; it answers with its epoch 1 ending at 40.
+  assert.deepEqual(nextTruncationStep(f, 80, 2, { epoch: 1, endOffset: 40 }), { kind: 'truncate', offset: 40 });
+  // The leader answers with an epoch we never had: ask about ours below it.
+  const g = lookup([[1, 0], [3, 60]], 90);
+  assert.deepEqual(nextTruncationStep(g, 90, 3, { epoch: 2, endOffset: 55 }), { kind: 'ask', epoch: 1 });
+  // No common history at all.
+  assert.deepEqual(nextTruncationStep(g, 90, 1, { epoch: -1, endOffset: -1 }), { kind: 'truncate', offset: 0 });
+  assert.deepEqual(firstTruncationStep(lookup([], 0), 0), { kind: 'truncate', offset: 0 });
+});

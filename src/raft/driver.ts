@@ -413,10 +413,16 @@ export class RaftDriver extends EventEmitter<DriverEvents> {
     this.reads.clear();
   }
 
-  /** Stops ticking, waits for the Ready in progress, and fails what is still pending. */
-  async stop(): Promise<void> {
+  /**
+   * Stops ticking, waits (at most `waitMs`) for the write in progress, and fails what is
+   * still pending. A write that outlives the wait is abandoned: its Ready is never acted on.
+   */
+  async stop(waitMs = 5_000): Promise<void> {
     if (this.stopped) return;
     this.halt(new RaftkaError('NOT_CONTROLLER', 'the raft driver is stopping'));
-    await this.running;
+    if (this.running === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 }

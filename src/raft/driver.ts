@@ -38,7 +38,7 @@ import type {
 /** Durable storage of the Raft log (src/io/raft-storage.ts in production). */
 export interface RaftLogStore {
   /** One synced write of the Ready's snapshot, truncation, entries and hard state. */
-  persist(ready: Pick<Ready, 'hardState' | 'snapshot' | 'truncateFrom' | 'entries'>): Promise<void>;
+  persist(ready: Ready): Promise<void>;
   /** Durably stores a locally taken snapshot, then drops the entries it covers. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
 }

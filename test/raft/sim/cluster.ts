@@ -324,6 +324,8 @@ export class SimCluster {
       const c = n.core;
       if (c === null) return;
       this.checkCommit(n);
+      // Checked the moment a node wins, before anything else can commit.
+      if (c.softState().role === 'leader' && this.leaders.get(c.currentTerm) !== n.id) this.onLeader(n, c, c.currentTerm);
       if (n.pending === null) {
         if (!c.hasReady()) return;
         n.pending = c.ready();
@@ -395,9 +397,7 @@ export class SimCluster {
   }
 
   private applyReady(n: SimNode, rd: Ready): void {
-    const c = n.core!;
     this.stats.rejected += rd.rejected.length;
-    if (rd.softState?.role === 'leader') this.onLeader(n, c, rd.softState.term);
     if (rd.snapshot) {
       this.restoreMachine(n, rd.snapshot);
       this.stats.snapshotsInstalled++;

@@ -15,6 +15,8 @@ export type Step =
   | { readonly do: 'heal' }
   | { readonly do: 'crash'; readonly node: number }
   | { readonly do: 'restart'; readonly node: number }
+  /** Crash and restart at once: what survives is exactly what was durable. */
+  | { readonly do: 'bounce'; readonly node: number }
   | { readonly do: 'propose'; readonly count: number }
   /** Every live node snapshots its state machine and compacts its log (a driver's periodic policy). */
   | { readonly do: 'snapshot' }
@@ -27,6 +29,8 @@ export interface Schedule {
   readonly nodes: 3 | 5;
   readonly voters: number;
   readonly seed: number;
+  /** Chance per tick that a node's pending Ready becomes durable (lower: more lost on crash). */
+  readonly persistRate: number;
   readonly steps: readonly Step[];
 }
 
@@ -53,6 +57,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ do: fc.constant('heal' as const) }) },
   { weight: 2, arbitrary: fc.record({ do: fc.constant('crash' as const), node: pos }) },
   { weight: 2, arbitrary: fc.record({ do: fc.constant('restart' as const), node: pos }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('bounce' as const), node: pos }) },
   { weight: 5, arbitrary: fc.record({ do: fc.constant('propose' as const), count: fc.integer({ min: 1, max: 20 }) }) },
   { weight: 3, arbitrary: fc.record({ do: fc.constant('snapshot' as const) }) },
   { weight: 1, arbitrary: fc.record({ do: fc.constant('addVoter' as const), node: pos }) },
@@ -66,6 +71,7 @@ export function scheduleArb(nodes: 3 | 5, maxSteps = 40): fc.Arbitrary<Schedule>
     nodes: fc.constant(nodes),
     voters: nodes === 3 ? fc.constant(3) : fc.integer({ min: 3, max: 5 }),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    persistRate: fc.constantFrom(0.3, 0.8, 1),
     steps: fc.array(stepArb, { minLength: 1, maxLength: maxSteps, size: 'max' }),
   });
 }
@@ -111,7 +117,7 @@ export function describe(c: SimCluster): string {
 
 function play(s: Schedule, onCluster: (c: SimCluster) => void): RunResult {
   const ids: NodeId[] = Array.from({ length: s.nodes }, (_, i) => i + 1);
-  const c = new SimCluster({ nodeIds: ids, voterIds: ids.slice(0, s.voters), seed: s.seed });
+  const c = new SimCluster({ nodeIds: ids, voterIds: ids.slice(0, s.voters), seed: s.seed, persistRate: s.persistRate });
   onCluster(c);
   const at = (p: number): NodeId => ids[p % ids.length]!;
   const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
@@ -141,6 +147,10 @@ function play(s: Schedule, onCluster: (c: SimCluster) => void): RunResult {
         c.crash(at(step.node));
         break;
       case 'restart':
+        c.restart(at(step.node));
+        break;
+      case 'bounce':
+        c.crash(at(step.node));
         c.restart(at(step.node));
         break;
       case 'propose':

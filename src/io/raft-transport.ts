@@ -8,9 +8,10 @@
 // on its own schedule. That keeps this adapter free of state the core would have to
 // reason about.
 //
-// Bounds: the bytes buffered in a peer's stream are capped (`peerBufferBytesMax`); past
-// the cap messages to that peer are dropped and counted, so a slow or dead peer cannot
-// grow the sender's memory. Reconnect backoff is short (100 ms..1 s) so that a restarted
+// Bounds: the bytes queued towards a peer and not yet flushed to HTTP/2 are capped
+// (`peerBufferBytesMax`); past the cap, or while the channel is in TRANSIENT_FAILURE,
+// messages to that peer are dropped and counted, so a slow or dead peer cannot grow the
+// sender's memory (grpc-js itself buffers without bound while connecting). Reconnect backoff is short (100 ms..1 s) so that a restarted
 // node is reachable again well within an election timeout.
 //
 // Fencing: a batch from another cluster id, or from a node `isKnownPeer` does not
@@ -90,7 +91,9 @@ interface Peer {
   address: string;
   /** Undefined while the peer is a member whose address is not known yet. */
   client: grpc.Client | undefined;
-  stream: grpc.ClientWritableStream<WireBatch> | undefined;
+  stream: grpc.ClientWritableStream<Buffer> | undefined;
+  /** Encoded bytes handed to the current stream whose write has not completed (flushed to HTTP/2). */
+  outstanding: { bytes: number };
 }
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -168,7 +171,10 @@ export class RaftTransport<M> {
       old.client?.close();
     }
     const client = address === '' ? undefined : new grpc.Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-    this.peers.set(nodeId, { nodeId, address, client, stream: undefined });
+    this.peers.set(nodeId, { nodeId, address, client, stream: undefined, outstanding: { bytes: 0 } });
+    // Connect now, so that the first vote request to a peer we never talked to (follower
+    // to follower) does not also pay for the handshake.
+    client?.getChannel().getConnectivityState(true);
   }
 
   removePeer(nodeId: number): void {
@@ -193,11 +199,14 @@ export class RaftTransport<M> {
       this.log.debug({ to }, 'no address for peer; dropping messages');
       return;
     }
-    const stream = peer.stream ?? this.openStream(peer, peer.client);
-    if (stream.writableLength > this.bufferBytesMax) {
+    // A peer known to be down (connect failed, backing off) or one that stopped reading
+    // gets nothing more queued: grpc-js would buffer without bound.
+    const state = peer.client.getChannel().getConnectivityState(true);
+    if (state === grpc.connectivityState.TRANSIENT_FAILURE || peer.outstanding.bytes > this.bufferBytesMax) {
       this.stats.messagesDropped += messages.length;
       return;
     }
+    const stream = peer.stream ?? this.openStream(peer, peer.client);
     const batch: WireBatch = {
       clusterId: this.opts.clusterId,
       fromNode: this.opts.nodeId,
@@ -205,20 +214,30 @@ export class RaftTransport<M> {
       toNode: to,
       messages: messages.map((m) => this.opts.codec.toWire(m)),
     };
-    stream.write(batch);
+    const bytes = encodeBatch(this.types.Batch, batch);
+    const counter = peer.outstanding;
+    counter.bytes += bytes.length;
+    stream.write(bytes, () => {
+      counter.bytes -= bytes.length;
+    });
     this.stats.batchesSent++;
   }
 
-  private openStream(peer: Peer, client: grpc.Client): grpc.ClientWritableStream<WireBatch> {
-    const { Batch, Summary } = this.types;
-    const stream = client.makeClientStreamRequest<WireBatch, WireSummary>(
+  private openStream(peer: Peer, client: grpc.Client): grpc.ClientWritableStream<Buffer> {
+    const { Summary } = this.types;
+    // Batches are encoded in `send` (to know their size), so the serializer passes bytes on.
+    const stream = client.makeClientStreamRequest<Buffer, WireSummary>(
       SEND_PATH,
-      (v) => encodeBatch(Batch, v),
+      (b) => b,
       (b) => Summary.decode(b) as unknown as WireSummary,
       new grpc.Metadata(),
       {},
       (err) => {
-        if (peer.stream === stream) peer.stream = undefined;
+        if (peer.stream === stream) {
+          peer.stream = undefined;
+          // What was queued in a dead stream is lost; the next stream starts from zero.
+          peer.outstanding = { bytes: 0 };
+        }
         if (err === null || this.closed) return;
         if (err.code === grpc.status.PERMISSION_DENIED) {
           this.log.error({ to: peer.nodeId, address: peer.address, err: err.details }, 'peer rejected our raft stream');

@@ -7,6 +7,7 @@ import protobuf from 'protobufjs';
 import { RAFT_PROTO_PATH } from '../../src/io/raft-transport.ts';
 import { waitFor } from '../support/tmp.ts';
 import { createLogger } from '../../src/common/logger.ts';
+import net from 'node:net';
 
 const base = (from: number, to: number, clusterId = 'c1') => ({ clusterId, from, to, term: 7 });
 const cfg = { voters: [{ nodeId: 1, directoryId: 'AAAAAAAAAAAAAAAAAAAAAA' }], observers: [4] };
@@ -131,4 +132,32 @@ void test('sends to a peer that is down are dropped without throwing, and flow o
     a.send(2, samples(1, 2).slice(6, 7));
     return got.length > 0 ? true : undefined;
   }, 5000, 50);
+});
+
+void test('bytes queued towards a peer that never reads stay under peerBufferBytesMax', async (t) => {
+  // Accepts TCP and never speaks HTTP/2: grpc-js would buffer everything sent to it.
+  const sockets: net.Socket[] = [];
+  const sink = net.createServer((s) => void sockets.push(s.pause()));
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    sink.close();
+  });
+  const bound = 1024 * 1024;
+  const a = new RaftTransport<Message>({
+    clusterId: 'c1', nodeId: 1, directoryId: 'd1', listen: '127.0.0.1:0', codec: raftMessageCodec,
+    peers: new Map([[2, `127.0.0.1:${(sink.address() as net.AddressInfo).port}`]]), onMessages: () => undefined,
+    peerBufferBytesMax: bound,
+  });
+  t.after(() => a.close());
+  await a.start();
+  const data = new Uint8Array(1024);
+  const append: Message = {
+    ...base(1, 2), type: 'append', prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0,
+    entries: Array.from({ length: 64 }, (_, i) => ({ term: 1, index: i + 1, kind: 'normal' as const, data })),
+  };
+  for (let i = 0; i < 200; i++) a.send(2, [append]); // ~13 MiB offered
+  assert.ok(a.stats.messagesDropped > 0, 'some batches were dropped');
+  // At most one batch (~66 KiB) over the bound was accepted.
+  assert.ok(a.stats.batchesSent * 66 * 1024 <= bound + 2 * 66 * 1024, `${a.stats.batchesSent} batches accepted`);
 });

@@ -121,6 +121,8 @@ export class SimCluster {
   readonly bootstrap: ClusterConfig;
   persistRate: number;
   private readonly padding: number;
+  /** Sees every message handed to the network; returning true drops it (targeted faults). */
+  intercept: ((m: Message) => boolean | void) | null = null;
   private net: InFlight[] = [];
   private seq = 0;
 
@@ -383,6 +385,10 @@ export class SimCluster {
   private sendAll(msgs: readonly Message[]): void {
     for (const m of msgs) {
       this.stats.messages++;
+      if (this.intercept?.(m) === true) {
+        this.stats.dropped++;
+        continue;
+      }
       if (this.cut.has(`${m.from}>${m.to}`) || this.rng.next() < this.faults.dropRate) {
         this.stats.dropped++;
         continue;

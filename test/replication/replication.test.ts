@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LeaderState, type LeaderStateInit } from '../../src/replication/leader-state.ts';
-import { firstTruncationStep, nextTruncationStep, type EpochLookup } from '../../src/replication/truncation.ts';
+import { divergenceTruncationOffset, type EpochLookup } from '../../src/replication/truncation.ts';
 import { LeaderEpochCache } from '../../src/log/leader-epoch.ts';
 import { assertProperty } from '../support/property.ts';
 
@@ -103,21 +103,20 @@ test('the HW never decreases and never exceeds any ISR member durable offset (pr
 function lookup(entries: Array<[number, number]>, leo: number): EpochLookup {
   const c = new LeaderEpochCache('/dev/null');
   for (const [e, o] of entries) c.assign(e, o);
-  return { latestEpoch: () => c.latestEpoch(), endOffsetFor: (e) => c.endOffsetFor(e, leo) };
+  return { endOffsetFor: (e) => c.endOffsetFor(e, leo) };
 }
 
-test('follower truncation by leader epoch (KIP-101 / KIP-279 cases)', () => {
-  // Same epochs: truncate to the leader's end of our latest epoch.
+test('follower truncation by diverging epoch (KIP-101 / KIP-279 / KIP-320 cases)', () => {
   const f = lookup([[1, 0], [2, 50]], 80);
-  assert.deepEqual(firstTruncationStep(f, 80), { kind: 'ask', epoch: 2 });
-  assert.deepEqual(nextTruncationStep(f, 80, 2, { epoch: 2, endOffset: 70 }), { kind: 'truncate', offset: 70 });
-  assert.deepEqual(nextTruncationStep(f, 80, 2, { epoch: 2, endOffset: 90 }), { kind: 'truncate', offset: 80 });
-  // The leader never had our epoch 2; it answers with its epoch 1 ending at 40.
-  assert.deepEqual(nextTruncationStep(f, 80, 2, { epoch: 1, endOffset: 40 }), { kind: 'truncate', offset: 40 });
-  // The leader answers with an epoch we never had: ask about ours below it.
-  const g = lookup([[1, 0], [3, 60]], 90);
-  assert.deepEqual(nextTruncationStep(g, 90, 3, { epoch: 2, endOffset: 55 }), { kind: 'ask', epoch: 1 });
+  // The leader ended our epoch 2 at 70: cut there.
+  assert.equal(divergenceTruncationOffset(f, 80, { epoch: 2, endOffset: 70 }), 70);
+  // The leader never had epoch 2; its epoch 1 ended at 40, ours at 50: cut at 40.
+  assert.equal(divergenceTruncationOffset(f, 80, { epoch: 1, endOffset: 40 }), 40);
+  // The leader's epoch 1 ran longer than ours: we agree up to our end of it.
+  assert.equal(divergenceTruncationOffset(f, 80, { epoch: 1, endOffset: 60 }), 50);
+  // An epoch we never had (3 > ours): our largest epoch below it answers.
+  assert.equal(divergenceTruncationOffset(f, 80, { epoch: 3, endOffset: 90 }), 80);
   // No common history at all.
-  assert.deepEqual(nextTruncationStep(g, 90, 1, { epoch: -1, endOffset: -1 }), { kind: 'truncate', offset: 0 });
-  assert.deepEqual(firstTruncationStep(lookup([], 0), 0), { kind: 'truncate', offset: 0 });
+  assert.equal(divergenceTruncationOffset(f, 80, { epoch: -1, endOffset: -1 }), 0);
+  assert.equal(divergenceTruncationOffset(lookup([[5, 0]], 10), 10, { epoch: 2, endOffset: 7 }), 0);
 });

@@ -1,0 +1,432 @@
+// The replica manager owns every partition replica hosted by this broker: it opens and
+// deletes their logs, applies roles from the metadata image, answers produce, consumer
+// fetch and replica fetch, parks acks=all produces and long-poll fetches, shrinks and
+// expands ISRs through the controller, and runs retention and compaction.
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RaftkaError, ERRORS, isRaftkaError, errorByCode } from '../common/errors.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import type { Clock } from '../common/clock.ts';
+import { PartitionLog } from '../log/partition-log.ts';
+import { LOG_CONFIG_DEFS, logConfig } from '../log/config.ts';
+import type { IsrChange } from '../replication/leader-state.ts';
+import { DelayedOperations } from './delayed.ts';
+import { Partition } from './partition.ts';
+import { ReplicaFetcherManager } from './replica-fetcher.ts';
+import {
+  tpKey,
+  type ControllerClient,
+  type PartitionAssignment,
+  type ReplicaFetchClient,
+  type ReplicaFetchPartitionResponse,
+  type ReplicaFetchRequest,
+  type ReplicaFetchResponse,
+} from './types.ts';
+
+export interface ReplicaManagerOptions {
+  brokerId: number;
+  brokerEpoch: () => number;
+  dataDir: string;
+  clock: Clock;
+  logger: Logger;
+  fetchClient: ReplicaFetchClient;
+  controller: ControllerClient;
+  /** Broker-level defaults for topic configs (log.* keys without the prefix, min.insync.replicas). */
+  topicDefaults?: Record<string, string>;
+  defaultMinInsyncReplicas?: number;
+  replicaLagTimeMaxMs?: number;
+  replicaFetchWaitMaxMs?: number;
+  replicaFetchMaxBytes?: number;
+  replicaFetchBackoffMs?: number;
+  /** How often ISR shrink is checked. */
+  isrCheckIntervalMs?: number;
+  /** How often retention and compaction run (log.retention.check.interval.ms). */
+  retentionCheckIntervalMs?: number;
+  /** Test-only: fsync observer handed to every log (power-loss simulation). */
+  onSync?: (path: string, length: number) => void;
+}
+
+export interface ProduceResult {
+  baseOffset: number;
+  logAppendTimeMs: number;
+  logStartOffset: number;
+}
+
+export interface FetchPartitionRequest {
+  topicId: string;
+  partition: number;
+  fetchOffset: number;
+  maxBytes: number;
+}
+
+export interface FetchPartitionResult {
+  topicId: string;
+  partition: number;
+  errorCode: number;
+  errorMessage?: string;
+  highWatermark: number;
+  logStartOffset: number;
+  lastStableOffset: number;
+  records: Buffer;
+}
+
+const PARTITION_METADATA = 'partition.metadata';
+
+function partitionDirName(topic: string, partition: number): string {
+  return `${topic}-${partition}`;
+}
+
+export class ReplicaManager {
+  private readonly partitions = new Map<string, Partition>();
+  private readonly opening = new Map<string, Promise<Partition>>();
+  private readonly delayed = new DelayedOperations();
+  private readonly fetchers: ReplicaFetcherManager;
+  private readonly logger: Logger;
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  constructor(private readonly opts: ReplicaManagerOptions) {
+    this.logger = componentLogger(opts.logger, 'replica-manager', { brokerId: opts.brokerId });
+    this.fetchers = new ReplicaFetcherManager({
+      brokerId: opts.brokerId,
+      brokerEpoch: opts.brokerEpoch,
+      client: opts.fetchClient,
+      clock: opts.clock,
+      logger: componentLogger(opts.logger, 'replica-fetcher', { brokerId: opts.brokerId }),
+      maxWaitMs: opts.replicaFetchWaitMaxMs ?? 500,
+      maxBytesPerPartition: opts.replicaFetchMaxBytes ?? 1024 * 1024,
+      maxBytes: 10 * 1024 * 1024,
+      backoffMs: opts.replicaFetchBackoffMs ?? 100,
+      onProgress: (p) => this.delayed.touch(`leo:${tpKey(p.tp.topicId, p.tp.partition)}`),
+    });
+  }
+
+  start(): void {
+    this.timers.push(setInterval(() => this.checkIsr(), this.opts.isrCheckIntervalMs ?? 250));
+    this.timers.push(setInterval(() => void this.runRetention(), this.opts.retentionCheckIntervalMs ?? 300_000));
+    for (const t of this.timers) t.unref();
+  }
+
+  partition(topicId: string, partition: number): Partition | undefined {
+    return this.partitions.get(tpKey(topicId, partition));
+  }
+
+  allPartitions(): Partition[] {
+    return [...this.partitions.values()];
+  }
+
+  // ---- reconciliation with the metadata image ----
+
+  /**
+   * Brings hosted replicas in line with `assignments` (every partition whose replica set
+   * holds this broker). Replicas no longer assigned are stopped and their data deleted.
+   */
+  async reconcile(assignments: readonly PartitionAssignment[]): Promise<void> {
+    if (this.closed) return;
+    const now = this.opts.clock.monotonicMs();
+    const wanted = new Set<string>();
+    for (const a of assignments) {
+      const key = tpKey(a.topicId, a.partition);
+      wanted.add(key);
+      let p: Partition;
+      try {
+        p = this.partitions.get(key) ?? (await this.openPartition(a));
+      } catch (e) {
+        this.logger.error({ err: e, tp: key }, 'cannot open partition log');
+        continue;
+      }
+      p.updateSettings(this.settingsFor(a));
+      const change = p.reconcile(a, now);
+      if (change === 'becameLeader') {
+        this.fetchers.unfollow(key);
+      } else if (change === 'becameFollower') {
+        this.fetchers.follow(p);
+      }
+      if (change !== 'unchanged') {
+        this.delayed.touch(`hw:${key}`);
+        this.delayed.touch(`leo:${key}`);
+      }
+    }
+    for (const [key, p] of this.partitions) {
+      if (wanted.has(key)) continue;
+      this.partitions.delete(key);
+      this.fetchers.unfollow(key);
+      this.delayed.touch(`hw:${key}`);
+      this.delayed.touch(`leo:${key}`);
+      this.logger.info({ tp: key, dir: p.log.dir }, 'replica removed; deleting its data');
+      try {
+        await p.log.deleteAll();
+        await rm(p.log.dir, { recursive: true, force: true });
+      } catch (e) {
+        this.logger.error({ err: e, tp: key }, 'deleting partition data failed');
+      }
+    }
+  }
+
+  private settingsFor(a: PartitionAssignment) {
+    const min = Number(a.config['min.insync.replicas'] ?? this.opts.defaultMinInsyncReplicas ?? 1);
+    return { minInsyncReplicas: min, replicaLagTimeMaxMs: this.opts.replicaLagTimeMaxMs ?? 10_000 };
+  }
+
+  private logConfigFor(a: PartitionAssignment) {
+    const input: Record<string, string> = {};
+    for (const [k, v] of Object.entries({ ...this.opts.topicDefaults, ...a.config })) {
+      if (Object.hasOwn(LOG_CONFIG_DEFS, k)) input[k] = v;
+    }
+    return logConfig(input);
+  }
+
+  private openPartition(a: PartitionAssignment): Promise<Partition> {
+    const key = tpKey(a.topicId, a.partition);
+    let p = this.opening.get(key);
+    if (!p) {
+      p = this.doOpen(a).finally(() => this.opening.delete(key));
+      this.opening.set(key, p);
+    }
+    return p;
+  }
+
+  private async doOpen(a: PartitionAssignment): Promise<Partition> {
+    const dir = join(this.opts.dataDir, partitionDirName(a.topic, a.partition));
+    await mkdir(dir, { recursive: true });
+    // A directory left by a deleted topic of the same name holds another topic's data.
+    const metaPath = join(dir, PARTITION_METADATA);
+    const existing = await readFile(metaPath, 'utf8').catch(() => undefined);
+    const id = existing?.match(/topic_id: (\S+)/)?.[1];
+    if (id !== undefined && id !== a.topicId) {
+      this.logger.warn({ dir, onDisk: id, expected: a.topicId }, 'partition directory belongs to an older topic id; deleting it');
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+    }
+    if (id !== a.topicId) await writeFile(metaPath, `version: 0\ntopic_id: ${a.topicId}\n`);
+    const log = await PartitionLog.open(dir, {
+      config: this.logConfigFor(a),
+      clock: this.opts.clock,
+      logger: this.opts.logger,
+      ...(this.opts.onSync ? { onSync: this.opts.onSync } : {}),
+    });
+    const p = new Partition(a, log, this.opts.brokerId, this.settingsFor(a), componentLogger(this.opts.logger, 'partition', { tp: `${a.topic}-${a.partition}` }));
+    this.partitions.set(tpKey(a.topicId, a.partition), p);
+    return p;
+  }
+
+  /** Partition directories on disk that no assignment names (for start-up cleanup by the node). */
+  async strayDirectories(): Promise<string[]> {
+    const names = await readdir(this.opts.dataDir).catch(() => [] as string[]);
+    const known = new Set([...this.partitions.values()].map((p) => p.log.dir));
+    return names.map((n) => join(this.opts.dataDir, n)).filter((d) => /-\d+$/.test(d) && !known.has(d));
+  }
+
+  private requirePartition(topicId: string, partition: number): Partition {
+    const p = this.partitions.get(tpKey(topicId, partition));
+    if (!p) throw new RaftkaError('UNKNOWN_TOPIC_OR_PARTITION', `broker ${this.opts.brokerId} hosts no replica of ${topicId}-${partition}`);
+    return p;
+  }
+
+  // ---- produce ----
+
+  async produce(topicId: string, partition: number, records: Buffer, acks: number, timeoutMs: number): Promise<ProduceResult> {
+    if (acks !== -1 && acks !== 0 && acks !== 1) throw new RaftkaError('INVALID_REQUIRED_ACKS', `acks must be -1 (all), 0 or 1, got ${acks}`);
+    const p = this.requirePartition(topicId, partition);
+    const epoch = p.leaderEpoch;
+    const info = await p.appendAsLeader(records, acks);
+    const key = tpKey(topicId, partition);
+    this.delayed.touch(`leo:${key}`);
+    if (p.onLocalProgress()) this.delayed.touch(`hw:${key}`);
+    const result = { baseOffset: info.firstOffset, logAppendTimeMs: info.logAppendTimeMs, logStartOffset: p.log.logStartOffset };
+    if (acks !== -1) return result;
+    const end = info.lastOffset + 1;
+    return new Promise<ProduceResult>((resolve, reject) => {
+      const check = (): boolean => {
+        switch (p.ackState(end, epoch)) {
+          case 'committed':
+            resolve(result);
+            return true;
+          case 'notLeader':
+            reject(new RaftkaError('NOT_LEADER_OR_FOLLOWER', `leadership of ${p.tp.topic}-${partition} moved before the write was replicated`));
+            return true;
+          case 'waiting':
+          case 'notEnoughReplicas':
+            return false;
+        }
+      };
+      this.delayed.park([`hw:${key}`], timeoutMs, check, () => {
+        const state = p.ackState(end, epoch);
+        if (state === 'committed') resolve(result);
+        else if (state === 'notEnoughReplicas') reject(new RaftkaError('NOT_ENOUGH_REPLICAS_AFTER_APPEND', `written at offset ${info.firstOffset}, but the ISR fell below min.insync.replicas`));
+        else if (state === 'notLeader') reject(new RaftkaError('NOT_LEADER_OR_FOLLOWER', 'leadership moved'));
+        else reject(new RaftkaError('REQUEST_TIMED_OUT', `not replicated to the ISR within ${timeoutMs} ms`));
+      });
+    });
+  }
+
+  // ---- consumer fetch ----
+
+  private async readOne(r: FetchPartitionRequest): Promise<FetchPartitionResult> {
+    const base = { topicId: r.topicId, partition: r.partition, lastStableOffset: -1 };
+    try {
+      const p = this.requirePartition(r.topicId, r.partition);
+      const out = await p.readForConsumer(r.fetchOffset, r.maxBytes);
+      return { ...base, errorCode: 0, highWatermark: out.highWatermark, logStartOffset: out.logStartOffset, lastStableOffset: out.highWatermark, records: out.records };
+    } catch (e) {
+      const err = isRaftkaError(e) ? e : new RaftkaError('UNKNOWN_SERVER_ERROR', (e as Error).message);
+      if (!isRaftkaError(e)) this.logger.error({ err: e }, 'fetch failed');
+      const p = this.partitions.get(tpKey(r.topicId, r.partition));
+      return { ...base, errorCode: err.code, errorMessage: err.message, highWatermark: p?.highWatermark ?? -1, logStartOffset: p?.log.logStartOffset ?? -1, records: Buffer.alloc(0) };
+    }
+  }
+
+  /** Long-poll fetch: answers when `minBytes` are available, on an error, or after `maxWaitMs`. */
+  async fetch(partitions: readonly FetchPartitionRequest[], maxWaitMs: number, minBytes: number): Promise<FetchPartitionResult[]> {
+    const first = await Promise.all(partitions.map((r) => this.readOne(r)));
+    const bytes = first.reduce((n, r) => n + r.records.length, 0);
+    if (maxWaitMs <= 0 || bytes >= Math.max(1, minBytes) || first.some((r) => r.errorCode !== 0) || partitions.length === 0) return first;
+    return new Promise<FetchPartitionResult[]>((resolve) => {
+      const ready = () =>
+        partitions.some((r) => {
+          const p = this.partitions.get(tpKey(r.topicId, r.partition));
+          return !p || p.role.kind !== 'leader' || p.highWatermark > r.fetchOffset;
+        });
+      const finish = () => {
+        void Promise.all(partitions.map((r) => this.readOne(r))).then(resolve);
+      };
+      this.delayed.park(
+        partitions.map((r) => `hw:${tpKey(r.topicId, r.partition)}`),
+        maxWaitMs,
+        () => {
+          if (!ready()) return false;
+          finish();
+          return true;
+        },
+        finish,
+      );
+    });
+  }
+
+  // ---- replica fetch (this broker as leader) ----
+
+  async handleReplicaFetch(req: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
+    const now = this.opts.clock.monotonicMs();
+    const answer = async (): Promise<{ partitions: ReplicaFetchPartitionResponse[]; bytes: number }> => {
+      const out: ReplicaFetchPartitionResponse[] = [];
+      let bytes = 0;
+      for (const fp of req.partitions) {
+        const key = tpKey(fp.topicId, fp.partition);
+        const p = this.partitions.get(key);
+        if (!p) {
+          out.push({ topicId: fp.topicId, partition: fp.partition, errorCode: ERRORS.UNKNOWN_TOPIC_OR_PARTITION.code, highWatermark: -1, logStartOffset: -1, logEndOffset: -1, records: Buffer.alloc(0) });
+          continue;
+        }
+        const { response, hwAdvanced, isrChange } = await p.readForFollower(req.replicaId, fp, now);
+        if (hwAdvanced) this.delayed.touch(`hw:${key}`);
+        if (isrChange) this.alterIsr(p, isrChange);
+        bytes += response.records.length;
+        out.push(response);
+      }
+      return { partitions: out, bytes };
+    };
+    const first = await answer();
+    if (first.bytes > 0 || req.maxWaitMs <= 0 || first.partitions.some((r) => r.errorCode !== 0 || r.divergingEpoch)) {
+      return { errorCode: 0, partitions: first.partitions };
+    }
+    // Nothing new: park until any of these partitions gets data (or the wait ends), so an
+    // acks=all produce reaches followers without a polling delay.
+    return new Promise<ReplicaFetchResponse>((resolve) => {
+      const finish = () => {
+        void answer().then((r) => resolve({ errorCode: 0, partitions: r.partitions }));
+      };
+      this.delayed.park(
+        req.partitions.map((fp) => `leo:${tpKey(fp.topicId, fp.partition)}`),
+        req.maxWaitMs,
+        () => {
+          const more = req.partitions.some((fp) => {
+            const p = this.partitions.get(tpKey(fp.topicId, fp.partition));
+            return !p || p.role.kind !== 'leader' || p.log.logEndOffset > fp.fetchOffset || p.highWatermark > (first.partitions.find((x) => x.partition === fp.partition && x.topicId === fp.topicId)?.highWatermark ?? -1);
+          });
+          if (more) finish();
+          return more;
+        },
+        finish,
+      );
+    });
+  }
+
+  // ---- list offsets ----
+
+  /** Kafka ListOffsets: -1 latest (the HW), -2 earliest, otherwise the first offset at or after the timestamp. */
+  async listOffset(topicId: string, partition: number, timestamp: number): Promise<{ offset: number; timestamp: number }> {
+    const p = this.requirePartition(topicId, partition);
+    if (p.role.kind !== 'leader') throw new RaftkaError('NOT_LEADER_OR_FOLLOWER', `broker ${this.opts.brokerId} is not the leader; leader is ${p.leaderId}`);
+    if (!p.role.state.readyForConsumers) throw new RaftkaError('OFFSET_NOT_AVAILABLE', 'the new leader has not caught up its high watermark yet');
+    if (timestamp === -1) return { offset: p.highWatermark, timestamp: -1 };
+    if (timestamp === -2) return { offset: p.log.logStartOffset, timestamp: -1 };
+    if (timestamp < 0) throw new RaftkaError('INVALID_REQUEST', `timestamp ${timestamp} is neither -1 (latest), -2 (earliest) nor a time`);
+    const found = await p.log.offsetForTimestamp(timestamp);
+    if (found === undefined || found >= p.highWatermark) return { offset: -1, timestamp: -1 };
+    return { offset: found, timestamp };
+  }
+
+  // ---- ISR maintenance ----
+
+  private checkIsr(): void {
+    const now = this.opts.clock.monotonicMs();
+    for (const p of this.partitions.values()) {
+      if (p.role.kind !== 'leader') continue;
+      const change = p.role.state.maybeShrink(now);
+      if (change) this.alterIsr(p, change);
+    }
+  }
+
+  private alterIsr(p: Partition, change: IsrChange): void {
+    if (p.role.kind !== 'leader') return;
+    const state = p.role.state;
+    const key = tpKey(p.tp.topicId, p.tp.partition);
+    this.logger.info({ tp: key, reason: change.reason, from: state.isr, to: change.isr }, 'proposing ISR change');
+    this.opts.controller
+      .alterPartition({
+        brokerId: this.opts.brokerId,
+        topicId: p.tp.topicId,
+        partition: p.tp.partition,
+        leaderEpoch: state.leaderEpoch,
+        partitionEpoch: state.partitionEpoch,
+        newIsr: change.isr,
+      })
+      .then((resp) => {
+        if (p.role.kind !== 'leader' || p.role.state !== state) return;
+        if (resp.errorCode === 0 && resp.isr && resp.partitionEpoch !== undefined) {
+          if (state.onIsrCommitted(resp.isr, resp.partitionEpoch)) this.delayed.touch(`hw:${key}`);
+        } else {
+          this.logger.info({ tp: key, error: errorByCode(resp.errorCode) }, 'ISR change rejected');
+          state.onIsrRejected();
+        }
+        this.delayed.touch(`hw:${key}`);
+      })
+      .catch((e: unknown) => {
+        this.logger.warn({ tp: key, err: (e as Error).message }, 'AlterPartition failed; will retry');
+        state.onIsrRejected();
+      });
+  }
+
+  // ---- retention and compaction ----
+
+  async runRetention(): Promise<void> {
+    for (const p of this.partitions.values()) {
+      try {
+        const bound = p.role.kind === 'leader' ? p.highWatermark : Math.min(p.highWatermark, p.log.logEndOffset);
+        await p.log.deleteOldSegments(bound);
+        await p.log.compact(bound);
+      } catch (e) {
+        if (!this.closed) this.logger.warn({ err: (e as Error).message, dir: p.log.dir }, 'retention or compaction failed');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.fetchers.close();
+    this.delayed.expireAll();
+    for (const p of this.partitions.values()) await p.log.close().catch(() => undefined);
+    this.partitions.clear();
+  }
+}

@@ -1,0 +1,90 @@
+// The broker's view of what it must host, and the internal replica-fetch protocol. The
+// replica manager reconciles against `PartitionAssignment`s derived from the metadata
+// image; the fetch protocol is carried by whatever transport src/io provides.
+
+export interface TopicPartition {
+  readonly topicId: string;
+  readonly topic: string;
+  readonly partition: number;
+}
+
+export interface PartitionAssignment extends TopicPartition {
+  readonly replicas: readonly number[];
+  readonly isr: readonly number[];
+  /** -1: no leader. */
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  /** Topic-level configuration overrides (log configs plus min.insync.replicas). */
+  readonly config: Readonly<Record<string, string>>;
+}
+
+export interface ReplicaFetchPartition {
+  readonly topicId: string;
+  readonly partition: number;
+  /** The leader epoch the follower believes is current (fences stale leaders and followers). */
+  readonly currentLeaderEpoch: number;
+  readonly fetchOffset: number;
+  /** Epoch of the last batch the follower holds (-1: none), for divergence detection [KIP-320]. */
+  readonly lastFetchedEpoch: number;
+  /** Everything below it is fsynced on the follower. */
+  readonly flushedOffset: number;
+  readonly maxBytes: number;
+}
+
+export interface ReplicaFetchRequest {
+  readonly replicaId: number;
+  /** The follower broker's registration epoch; a stale incarnation is refused. */
+  readonly brokerEpoch: number;
+  readonly maxWaitMs: number;
+  readonly minBytes: number;
+  readonly maxBytes: number;
+  readonly partitions: readonly ReplicaFetchPartition[];
+}
+
+export interface ReplicaFetchPartitionResponse {
+  readonly topicId: string;
+  readonly partition: number;
+  readonly errorCode: number;
+  readonly highWatermark: number;
+  readonly logStartOffset: number;
+  readonly logEndOffset: number;
+  /** Set when the follower's log diverges from the leader's: truncate to the end of this epoch. */
+  readonly divergingEpoch?: { readonly epoch: number; readonly endOffset: number } | undefined;
+  readonly records: Buffer;
+}
+
+export interface ReplicaFetchResponse {
+  readonly errorCode: number;
+  readonly partitions: readonly ReplicaFetchPartitionResponse[];
+}
+
+/** How a follower reaches a leader broker (gRPC in production, direct calls in tests). */
+export interface ReplicaFetchClient {
+  fetch(leaderId: number, request: ReplicaFetchRequest, signal: AbortSignal): Promise<ReplicaFetchResponse>;
+}
+
+export interface AlterPartitionRequest {
+  readonly brokerId: number;
+  readonly topicId: string;
+  readonly partition: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  readonly newIsr: readonly number[];
+}
+
+export interface AlterPartitionResponse {
+  readonly errorCode: number;
+  readonly isr?: readonly number[];
+  readonly leaderEpoch?: number;
+  readonly partitionEpoch?: number;
+}
+
+/** How a partition leader reaches the active controller. */
+export interface ControllerClient {
+  alterPartition(request: AlterPartitionRequest): Promise<AlterPartitionResponse>;
+}
+
+export function tpKey(topicId: string, partition: number): string {
+  return `${topicId}:${partition}`;
+}

@@ -5,7 +5,7 @@
 //   commitsPerSec   1 KiB entries, pipelined with many proposals in flight (median of 3 runs)
 //   commitP50Ms/P99 one proposal at a time, proposal to commit
 //   electionMs      kill -9 of the leader to the new leader's first commit (its noop),
-//                   median of `--trials` (default 5); the killed node restarts and
+//                   median of `--trials` (default 7); the killed node restarts and
 //                   catches up between trials
 // and, in the same run, the raw floors they sit on: a synced 1 KiB LevelDB write, a
 // batched synced LevelDB write rate, and a grpc-js unary round trip on loopback. A
@@ -120,7 +120,7 @@ async function allCaughtUp(c: RaftProcessCluster): Promise<void> {
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const trials = arg(ctx, 'trials', 5);
+  const trials = arg(ctx, 'trials', 7);
   const entries = arg(ctx, 'entries', 60_000);
   const latencySamples = arg(ctx, 'samples', 2_000);
   const inflight = arg(ctx, 'inflight', 4_000);

@@ -345,6 +345,7 @@ export class RaftDriver extends EventEmitter<DriverEvents> {
 
   private applyAll(rd: Ready): void {
     if (rd.snapshot !== undefined) {
+      this.log.info({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, bytes: rd.snapshot.data.byteLength }, 'raft snapshot installed from the leader');
       this.sm.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
       // Proposals the snapshot covers can no longer be matched by term; the leader that

@@ -101,3 +101,50 @@ void test('a node whose Raft log was damaged refuses to start and names the key'
   await assert.rejects(c.restart(victim), new RegExp(`failed to start: .*entry run @${runAt} is unreadable: CRC32C mismatch`));
   assert.deepEqual(c.aliveIds().sort(), [1, 2, 3].filter((id) => id !== victim));
 });
+
+void test('a follower that missed a compacted stretch of the log catches up from a snapshot', async (t) => {
+  const root = tempDir(t, 'raftka-proc-');
+  // Snapshots every 50 entries, so the leader's log no longer holds what the follower lacks.
+  const c = await RaftProcessCluster.start({ root, snapshotIntervalEntries: 50 });
+  t.after(() => c.stop());
+  try {
+    const l = await waitFor('a leader', () => c.leader(), 20_000, 50);
+    const lagger = c.aliveIds().find((id) => id !== l.nodeId)!;
+    await c.kill9(lagger);
+    const r = await c.request<{ committed: number; failed: number }>(l.nodeId, { op: 'burst', count: 300, sizeBytes: 100, inflight: 20 });
+    assert.equal(r.committed, 300);
+    await c.restart(lagger);
+    const target = (await c.status(l.nodeId)).commitIndex;
+    const ss = await waitFor(
+      'the lagging follower to install the snapshot and agree',
+      async () => {
+        const all = await c.statuses();
+        return all.length === 3 && all.every((s) => s.appliedIndex >= target && s.appliedIndex === all[0]!.appliedIndex && s.hash === all[0]!.hash)
+          ? all
+          : undefined;
+      },
+      20_000,
+      50,
+    );
+    assert.ok(ss.every((s) => s.count >= 300));
+    // Restarting it again restores from its own stored snapshot plus the log after it.
+    await c.kill9(lagger);
+    await c.restart(lagger);
+    const before = ss.find((s) => s.nodeId === lagger)!;
+    await waitFor(
+      'agreement again after restarting from its own snapshot',
+      async () => {
+        const all = await c.statuses();
+        return all.length === 3 && all.every((s) => s.appliedIndex >= before.appliedIndex && s.appliedIndex === all[0]!.appliedIndex && s.hash === all[0]!.hash)
+          ? true
+          : undefined;
+      },
+      20_000,
+      50,
+    );
+    assert.ok(c.logTail(lagger, 400).includes('raft snapshot installed from the leader'), 'the follower caught up by snapshot');
+  } catch (e) {
+    t.diagnostic(diagnose(c));
+    throw e;
+  }
+});

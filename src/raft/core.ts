@@ -348,7 +348,7 @@ export class RaftCore implements RaftNode {
   ready(): Ready {
     assert(this.outstanding === null, 'ready() called before advance() of the previous Ready');
     if (this.role === 'leader') {
-      if (this.broadcastPending) for (const pr of this.progress.values()) this.sendAppend(pr);
+      if (this.broadcastPending) for (const pr of this.progress.values()) this.fillPipeline(pr);
       if (this.heartbeatPending) this.broadcastHeartbeat();
     }
     this.broadcastPending = false;
@@ -692,6 +692,14 @@ export class RaftCore implements RaftNode {
     }
   }
 
+  /** Sends appends until the follower has everything or its in-flight window is full. */
+  private fillPipeline(pr: Progress): void {
+    if (pr.state !== 'replicate') return this.sendAppend(pr);
+    while (pr.state === 'replicate' && !pr.paused(this.cfg.maxInflightAppends) && pr.next <= this.log.lastIndex()) {
+      this.sendAppend(pr);
+    }
+  }
+
   private sendSnapshotChunk(pr: Progress): void {
     const snap = this.currentSnapshot;
     const t = pr.snapshot;
@@ -728,11 +736,7 @@ export class RaftCore implements RaftNode {
         this.maybeCommit();
         if (this.transferTarget === m.from && pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to: m.from });
       }
-      // Keep the pipeline full.
-      while (pr.state === 'replicate' && !pr.paused(this.cfg.maxInflightAppends) && pr.next <= this.log.lastIndex()) {
-        this.sendAppend(pr);
-      }
-      if (pr.state === 'probe') this.sendAppend(pr);
+      this.fillPipeline(pr);
     } else if (m.rejectedIndex > 0 || m.conflictIndex > 0) {
       let hinted = m.conflictIndex;
       if (m.conflictTerm > 0) {
@@ -758,7 +762,7 @@ export class RaftCore implements RaftNode {
     if (pr.state === 'snapshot' && pr.snapshot?.sentMs !== null && pr.snapshot !== null) {
       if (this.now - pr.snapshot.sentMs >= this.cfg.heartbeatIntervalMs) pr.snapshot.sentMs = null;
     }
-    if (pr.match < this.log.lastIndex() || pr.state === 'snapshot') this.sendAppend(pr);
+    if (pr.match < this.log.lastIndex() || pr.state === 'snapshot') this.fillPipeline(pr);
     this.releaseConfirmedReads();
   }
 

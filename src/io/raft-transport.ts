@@ -122,6 +122,7 @@ export class RaftTransport<M> {
   private readonly types = loadTypes();
   private readonly bufferBytesMax: number;
   private boundPort = 0;
+  private readonly lastLogged = new Map<string, number>();
   private closed = false;
   readonly stats: TransportStats = { batchesSent: 0, batchesReceived: 0, messagesDropped: 0, batchesRejected: 0 };
 
@@ -240,7 +241,9 @@ export class RaftTransport<M> {
         }
         if (err === null || this.closed) return;
         if (err.code === grpc.status.PERMISSION_DENIED) {
-          this.log.error({ to: peer.nodeId, address: peer.address, err: err.details }, 'peer rejected our raft stream');
+          if (this.shouldLog(`out:${peer.nodeId}`)) {
+            this.log.error({ to: peer.nodeId, address: peer.address, err: err.details }, 'peer rejected our raft stream');
+          }
         } else {
           this.log.debug({ to: peer.nodeId, address: peer.address, code: err.code, err: err.details }, 'raft stream to peer ended');
         }
@@ -268,10 +271,12 @@ export class RaftTransport<M> {
       const why = this.rejection(batch);
       if (why !== undefined) {
         this.stats.batchesRejected++;
-        this.log.warn(
-          { fromNode: batch.fromNode, clusterId: batch.clusterId, peer: call.getPeer(), why },
-          'rejected raft messages',
-        );
+        if (this.shouldLog(`in:${batch.clusterId}:${batch.fromNode}`)) {
+          this.log.warn(
+            { fromNode: batch.fromNode, clusterId: batch.clusterId, peer: call.getPeer(), why, rejectedSoFar: this.stats.batchesRejected },
+            'rejected raft messages',
+          );
+        }
         const err = Object.assign(new Error(why), { code: grpc.status.PERMISSION_DENIED, details: why });
         finish(err);
         return;
@@ -290,6 +295,19 @@ export class RaftTransport<M> {
     });
     call.on('end', () => finish(null));
     call.on('error', () => finish(null));
+  }
+
+  /**
+   * A misconfigured peer retries every heartbeat; one line per source per 10 s says it
+   * all without flooding the log.
+   */
+  private shouldLog(key: string): boolean {
+    const now = performance.now();
+    const last = this.lastLogged.get(key);
+    if (last !== undefined && now - last < 10_000) return false;
+    if (this.lastLogged.size > 1_000) this.lastLogged.clear();
+    this.lastLogged.set(key, now);
+    return true;
   }
 
   private rejection(batch: WireBatch): string | undefined {

@@ -52,10 +52,13 @@ export function take(core: RaftCore): Ready | null {
   return rd;
 }
 
-/** Takes every pending Ready and returns all their messages. */
-export function outbox(core: RaftCore): Message[] {
+/** Takes every pending Ready and returns all their messages; `onReady` sees each Ready. */
+export function outbox(core: RaftCore, onReady?: (rd: Ready) => void): Message[] {
   const out: Message[] = [];
-  for (let rd = take(core); rd !== null; rd = take(core)) out.push(...rd.messages);
+  for (let rd = take(core); rd !== null; rd = take(core)) {
+    onReady?.(rd);
+    out.push(...rd.messages);
+  }
   return out;
 }
 
@@ -63,11 +66,15 @@ export function outbox(core: RaftCore): Message[] {
  * Delivers messages among `cores` until none are left; `filter` may drop some. Returns
  * every message delivered, for assertions about what was said.
  */
-export function exchange(cores: Map<NodeId, RaftCore>, filter: (m: Message) => boolean = () => true, maxRounds = 1000): Message[] {
+export function exchange(
+  cores: Map<NodeId, RaftCore>,
+  filter: (m: Message) => boolean = () => true,
+  onReady?: (id: NodeId, rd: Ready) => void,
+): Message[] {
   const delivered: Message[] = [];
-  for (let round = 0; round < maxRounds; round++) {
+  for (let round = 0; round < 1000; round++) {
     const msgs: Message[] = [];
-    for (const c of cores.values()) msgs.push(...outbox(c));
+    for (const [id, c] of cores) msgs.push(...outbox(c, (rd) => onReady?.(id, rd)));
     if (msgs.length === 0) return delivered;
     for (const m of msgs) {
       const to = cores.get(m.to);

@@ -218,6 +218,10 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['commits/s / LevelDB batched writes/s', json.commitsPerSecOverLevelDbBatched],
     ];
     return { rows, json };
+  } catch (e) {
+    // The data dirs go away below; keep what the nodes said about it.
+    for (const id of cluster?.nodes.keys() ?? []) ctx.progress(`node ${id} log tail:\n${cluster!.logTail(id, 20)}`);
+    throw e;
   } finally {
     await cluster?.stop();
     rmSync(root, { recursive: true, force: true });

@@ -1,0 +1,137 @@
+// One place decides every partition change: ISR shrink and expansion, the eligible
+// leader replicas (ELR) and leader election [KRaft's PartitionChangeBuilder, KIP-966].
+// Fencing, controlled shutdown, re-registration, AlterPartition, config changes and
+// admin elections all describe what they want (a target ISR, brokers to drop from the
+// ELR, an election mode) and get back the one PartitionChangeRecord that realises it, or
+// null when nothing changes.
+//
+// ELR rule [KIP-966]: the high watermark only advances while |ISR| >= min.insync.replicas
+// (strict min ISR), and it is bounded by every ISR member's log end. So a replica removed
+// from the ISR while the remaining ISR is below min.insync.replicas holds every record up
+// to the (now frozen) high watermark: it stays electable, in the ELR. Once the ISR is back
+// at min.insync.replicas the high watermark moves again and ELR members fall behind it, so
+// the ELR is cleared. A replica that restarts after an unclean shutdown may have lost
+// unflushed records: it leaves the ELR for lastKnownElr (only a hint for unclean
+// recovery).
+//
+// Election order when the partition needs a leader (none, or the current one fenced or
+// dropped from the ISR):
+//   1. clean: the first usable ISR member in replica (preference) order;
+//   2. ELR:   the first usable ELR member; it joins the ISR [KIP-966];
+//   3. unclean (only if unclean.leader.election.enable, or an admin's unclean election):
+//      the first usable replica, lastKnownElr members first; the ISR becomes [leader]
+//      and acknowledged records may be lost;
+//   4. otherwise NO_LEADER: the partition is offline until a candidate comes back.
+// Invariants of the result: isr ⊆ replicas, elr ⊆ replicas, isr ∩ elr = ∅, and the leader
+// is NO_LEADER or an ISR member that `usable` accepts.
+import { applyPartitionChange } from '../metadata/delta.ts';
+import type { PartitionState } from '../metadata/image.ts';
+import { NO_LEADER, record, type PartitionChangeRecord } from '../metadata/records.ts';
+
+/**
+ * - `ifNeeded`: keep a usable ISR leader; elect only if there is none.
+ * - `preferred`: also move leadership to the preferred replica (replicas[0]) when it is
+ *   usable and in the ISR (preferred-leader rebalancing).
+ * - `unclean`: as ifNeeded, with unclean election allowed regardless of the topic config
+ *   (an operator's explicit ElectLeaders UNCLEAN).
+ */
+export type ElectionMode = 'ifNeeded' | 'preferred' | 'unclean';
+
+export type ElectionOutcome = 'unchanged' | 'preferred' | 'clean' | 'elr' | 'unclean' | 'offline';
+
+export interface PartitionChangeInput {
+  readonly partition: PartitionState;
+  /** May this broker lead and stay in an ISR (registered, unfenced)? */
+  readonly usable: (brokerId: number) => boolean;
+  readonly minInsyncReplicas: number;
+  readonly uncleanLeaderElectionEnable: boolean;
+  /** The ISR wanted; defaults to the current ISR. Must be a subset of the replicas. */
+  readonly targetIsr?: readonly number[];
+  /** Brokers that lost ELR eligibility (unclean shutdown). */
+  readonly dropFromElr?: ReadonlySet<number>;
+  readonly election?: ElectionMode;
+}
+
+export interface PartitionChangePlan {
+  /** Null when nothing changes. */
+  readonly record: PartitionChangeRecord | null;
+  /** The partition as it will be once the record is replayed. */
+  readonly after: PartitionState;
+  readonly outcome: ElectionOutcome;
+}
+
+export function planPartitionChange(input: PartitionChangeInput): PartitionChangePlan {
+  const p = input.partition;
+  const order = (set: Iterable<number>): number[] => {
+    const s = new Set(set);
+    return p.replicas.filter((b) => s.has(b));
+  };
+  const drop = input.dropFromElr ?? new Set<number>();
+  let isr = order(input.targetIsr ?? p.isr);
+  const removed = p.isr.filter((b) => !isr.includes(b));
+  let lastKnownElr = order([...p.lastKnownElr, ...p.elr.filter((b) => drop.has(b))]);
+  let elr = recomputeElr(isr, [...p.elr, ...removed].filter((b) => !drop.has(b)));
+
+  let leader = p.leader;
+  let outcome: ElectionOutcome = 'unchanged';
+  const mode = input.election ?? 'ifNeeded';
+  if (mode === 'preferred') {
+    const preferred = p.replicas[0]!;
+    if (preferred !== leader && isr.includes(preferred) && input.usable(preferred)) {
+      leader = preferred;
+      outcome = 'preferred';
+    }
+  }
+  if (leader === NO_LEADER || !isr.includes(leader) || !input.usable(leader)) {
+    const clean = isr.find((b) => input.usable(b));
+    const fromElr = elr.find((b) => input.usable(b));
+    if (clean !== undefined) {
+      leader = clean;
+      outcome = 'clean';
+    } else if (fromElr !== undefined) {
+      leader = fromElr;
+      outcome = 'elr';
+      isr = order([...isr, fromElr]);
+      elr = recomputeElr(isr, elr);
+    } else if (input.uncleanLeaderElectionEnable || mode === 'unclean') {
+      const candidates = [...lastKnownElr, ...p.replicas];
+      const unclean = candidates.find((b) => input.usable(b));
+      if (unclean !== undefined) {
+        leader = unclean;
+        outcome = 'unclean';
+        isr = [unclean];
+        elr = [];
+      }
+    }
+    if (outcome === 'unchanged' || outcome === 'preferred') {
+      leader = NO_LEADER;
+      outcome = 'offline';
+    }
+  }
+  // Hints for unclean recovery matter only while there is nothing better.
+  if (isr.length > 0) lastKnownElr = [];
+
+  const changes: {
+    isr?: readonly number[];
+    elr?: readonly number[];
+    lastKnownElr?: readonly number[];
+    leader?: number;
+  } = {};
+  if (!sameList(isr, p.isr)) changes.isr = isr;
+  if (!sameList(elr, p.elr)) changes.elr = elr;
+  if (!sameList(lastKnownElr, p.lastKnownElr)) changes.lastKnownElr = lastKnownElr;
+  if (leader !== p.leader) changes.leader = leader;
+  if (Object.keys(changes).length === 0) return { record: null, after: p, outcome: 'unchanged' };
+  if (outcome === 'offline' && p.leader === NO_LEADER) outcome = 'unchanged';
+  const rec = record({ type: 'partitionChange', topicId: p.topicId, partition: p.partition, ...changes });
+  return { record: rec, after: applyPartitionChange(p, rec), outcome };
+
+  function recomputeElr(newIsr: readonly number[], candidates: readonly number[]): number[] {
+    if (newIsr.length >= input.minInsyncReplicas) return [];
+    return order(candidates.filter((b) => !newIsr.includes(b)));
+  }
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

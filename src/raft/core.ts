@@ -348,7 +348,14 @@ export class RaftCore implements RaftNode {
   ready(): Ready {
     assert(this.outstanding === null, 'ready() called before advance() of the previous Ready');
     if (this.role === 'leader') {
-      if (this.broadcastPending) for (const pr of this.progress.values()) this.fillPipeline(pr);
+      if (this.broadcastPending) {
+        for (const pr of this.progress.values()) {
+          this.fillPipeline(pr);
+          // Tell an up-to-date follower about a new commit index now rather than at the
+          // next heartbeat, so followers and observers apply within one round trip.
+          if (!this.heartbeatPending && Math.min(pr.match, this.log.committed) > pr.commitSent) this.sendHeartbeat(pr);
+        }
+      }
       if (this.heartbeatPending) this.broadcastHeartbeat();
     }
     this.broadcastPending = false;
@@ -650,14 +657,13 @@ export class RaftCore implements RaftNode {
 
   private broadcastHeartbeat(): void {
     this.heartbeatPending = false;
-    for (const pr of this.progress.values()) {
-      this.send({
-        type: 'heartbeat',
-        to: pr.nodeId,
-        commitIndex: Math.min(pr.match, this.log.committed),
-        readContext: this.readSeq,
-      });
-    }
+    for (const pr of this.progress.values()) this.sendHeartbeat(pr);
+  }
+
+  private sendHeartbeat(pr: Progress): void {
+    const commitIndex = Math.min(pr.match, this.log.committed);
+    pr.commitSent = Math.max(pr.commitSent, commitIndex);
+    this.send({ type: 'heartbeat', to: pr.nodeId, commitIndex, readContext: this.readSeq });
   }
 
   /** Sends the follower what it lacks, if flow control allows. */
@@ -683,6 +689,7 @@ export class RaftCore implements RaftNode {
       bytes += e.data.byteLength;
     }
     this.send({ type: 'append', to: pr.nodeId, prevLogIndex, prevLogTerm, entries, leaderCommit: this.log.committed });
+    pr.commitSent = Math.max(pr.commitSent, Math.min(this.log.committed, prevLogIndex + entries.length));
     if (pr.state === 'replicate') {
       const sentLast = prevLogIndex + entries.length;
       pr.next = sentLast + 1;

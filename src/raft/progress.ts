@@ -37,6 +37,8 @@ export class Progress {
   lastHeardMs: number;
   /** The highest read-index context this node echoed in a heartbeat response. */
   readAck = 0;
+  /** The highest commit index this follower has been told it may use. */
+  commitSent = 0;
 
   constructor(
     readonly nodeId: NodeId,

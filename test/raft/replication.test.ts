@@ -117,3 +117,15 @@ void test('a stale leader that hears of a higher term steps down', () => {
   assert.equal(l.currentTerm, stale.term);
   assert.equal(l.propose(bytes('y')).ok, false);
 });
+
+void test('followers learn a new commit index within a round trip, without waiting for the heartbeat timer', () => {
+  const cores = cluster([1, 2, 3, 4], { voters: [1, 2, 3], observers: [4] });
+  const l = cores.get(1)!;
+  l.tick(5000);
+  exchange(cores);
+  const r = l.propose(bytes('prompt'));
+  assert.ok(r.ok);
+  exchange(cores); // no tick: only message exchanges
+  assert.equal(l.commitIndex, r.index);
+  for (const id of [2, 3, 4]) assert.equal(cores.get(id)!.commitIndex, r.index, `node ${id}`);
+});

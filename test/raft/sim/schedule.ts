@@ -35,7 +35,7 @@ export interface Schedule {
 }
 
 /** Liveness bound: after healing, a leader commits a new entry within this much time. */
-export const LIVENESS_COMMIT_MS = 20_000;
+export const LIVENESS_COMMIT_MS = 10_000;
 /** ...and every member applies it within this much more (catch-up, snapshot installs). */
 export const LIVENESS_CATCHUP_MS = 10_000;
 

@@ -1,0 +1,140 @@
+// Drives a QuorumController the way the I/O shell will: every result's records are
+// encoded, "committed" as one Raft entry, and applied by a MetadataStateMachine; after
+// each commit the controller's view must equal the image replayed from the log.
+import assert from 'node:assert/strict';
+import { uuidToBase64 } from '../../src/common/ids.ts';
+import { SeededRandom } from '../../src/common/random.ts';
+import { QuorumController, type ActivateOptions } from '../../src/controller/controller.ts';
+import { controllerConfig, type BrokerHeartbeatResponse, type ControllerResult } from '../../src/controller/types.ts';
+import { MetadataStateMachine, encodeRecords, imagesEqual, type MetadataImage, type PartitionState } from '../../src/metadata/index.ts';
+
+export function incarnation(brokerId: number, generation = 0): string {
+  const b = Buffer.alloc(16);
+  b.writeUInt32BE(brokerId, 0);
+  b.writeUInt32BE(generation, 4);
+  b[6] = 0x40 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  return uuidToBase64(b);
+}
+
+export class Harness {
+  readonly sm = new MetadataStateMachine();
+  readonly controller: QuorumController;
+  nowMs = 1_000;
+  private index = 0;
+  private readonly term = 1;
+  readonly epochs = new Map<number, number>();
+  private readonly generations = new Map<number, number>();
+
+  constructor(config: Record<string, unknown> = {}, seed = 1, activate: ActivateOptions = {}) {
+    this.controller = new QuorumController(new SeededRandom(seed), controllerConfig(config));
+    this.commit(this.controller.activate(this.sm.image, this.term, this.nowMs, activate));
+  }
+
+  /** The committed image. */
+  get image(): MetadataImage {
+    return this.sm.image;
+  }
+
+  commit<R>(result: ControllerResult<R>): R {
+    if (result.records.length > 0) {
+      this.index++;
+      this.sm.apply(this.index, { index: this.index, term: this.term, kind: 'normal', data: encodeRecords(result.records) });
+    }
+    assert.ok(
+      imagesEqual(this.controller.image.withPosition(0, 0), this.sm.image.withPosition(0, 0)),
+      'the controller view equals the image replayed from its records',
+    );
+    return result.response;
+  }
+
+  advance(ms: number): void {
+    this.nowMs += ms;
+  }
+
+  register(brokerId: number, opts: { rack?: string | null; newIncarnation?: boolean; previousBrokerEpoch?: number } = {}) {
+    let gen = this.generations.get(brokerId) ?? 0;
+    if (opts.newIncarnation === true) gen++;
+    this.generations.set(brokerId, gen);
+    const r = this.commit(
+      this.controller.registerBroker(
+        {
+          brokerId,
+          incarnationId: incarnation(brokerId, gen),
+          endpoints: [{ name: 'CLIENT', host: '127.0.0.1', port: 9000 + brokerId }],
+          rack: opts.rack ?? null,
+          ...(opts.previousBrokerEpoch !== undefined ? { previousBrokerEpoch: opts.previousBrokerEpoch } : {}),
+        },
+        this.nowMs,
+      ),
+    );
+    if (r.error === 'NONE') this.epochs.set(brokerId, r.brokerEpoch);
+    return r;
+  }
+
+  heartbeat(
+    brokerId: number,
+    opts: { caughtUp?: boolean; wantFence?: boolean; wantShutDown?: boolean; brokerEpoch?: number } = {},
+  ): BrokerHeartbeatResponse {
+    return this.commit(
+      this.controller.brokerHeartbeat(
+        {
+          brokerId,
+          brokerEpoch: opts.brokerEpoch ?? this.epochs.get(brokerId) ?? -1,
+          currentMetadataOffset: this.image.offset,
+          caughtUp: opts.caughtUp ?? true,
+          wantFence: opts.wantFence ?? false,
+          wantShutDown: opts.wantShutDown ?? false,
+        },
+        this.nowMs,
+      ),
+    );
+  }
+
+  /** Registers and unfences brokers (racks by index when given). */
+  startBrokers(ids: readonly number[], racks?: readonly (string | null)[]): void {
+    ids.forEach((id, i) => {
+      const r = this.register(id, { rack: racks?.[i] ?? null });
+      assert.equal(r.error, 'NONE', r.errorMessage ?? '');
+      const hb = this.heartbeat(id);
+      assert.equal(hb.isFenced, false);
+    });
+  }
+
+  heartbeatAll(): void {
+    for (const b of this.image.brokers.values()) {
+      if (this.epochs.get(b.brokerId) === b.brokerEpoch) this.heartbeat(b.brokerId);
+    }
+  }
+
+  createTopic(name: string, numPartitions: number, replicationFactor: number, configs: Record<string, string> = {}): string {
+    const r = this.commit(this.controller.createTopics({ topics: [{ name, numPartitions, replicationFactor, configs }] }, this.nowMs));
+    assert.equal(r.topics[0]!.error, 'NONE', r.topics[0]!.errorMessage ?? '');
+    return r.topics[0]!.topicId;
+  }
+
+  partition(topic: string, partition = 0): PartitionState {
+    const t = this.image.topic(topic);
+    assert.ok(t, `topic ${topic}`);
+    return t.partitions[partition]!;
+  }
+
+  /** The leader's AlterPartition for `newIsr`, at the partition's current epochs. */
+  alterIsr(topic: string, partition: number, newIsr: number[]) {
+    const p = this.partition(topic, partition);
+    return this.commit(
+      this.controller.alterPartition(
+        {
+          brokerId: p.leader,
+          brokerEpoch: this.epochs.get(p.leader)!,
+          topicId: p.topicId,
+          partition,
+          leaderEpoch: p.leaderEpoch,
+          partitionEpoch: p.partitionEpoch,
+          newIsr,
+        },
+        this.nowMs,
+      ),
+    );
+  }
+}

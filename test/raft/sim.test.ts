@@ -38,3 +38,13 @@ for (const nodes of [3, 5] as const) {
     assert.ok(seen.reads > 0, `no read-index read was served: ${JSON.stringify(seen)}`);
   });
 }
+
+void test('simulator runs are deterministic: the same schedule replays to the same states', () => {
+  const [schedule] = fc.sample(scheduleArb(5), { numRuns: 1, seed: 1234 });
+  const a = runSchedule(schedule!);
+  const b = runSchedule(schedule!);
+  assert.equal(a.cluster.now, b.cluster.now);
+  assert.deepEqual(a.cluster.stats, b.cluster.stats);
+  assert.deepEqual([...a.cluster.leaders], [...b.cluster.leaders]);
+  for (const [id, n] of a.cluster.nodes) assert.deepEqual(n.disk, b.cluster.node(id).disk);
+});

@@ -31,6 +31,9 @@ export interface Schedule {
   readonly seed: number;
   /** Chance per tick that a node's pending Ready becomes durable (lower: more lost on crash). */
   readonly persistRate: number;
+  /** Flow control: in-flight append window and bytes per append (1: one entry each). */
+  readonly maxInflightAppends: number;
+  readonly maxAppendBytes: number;
   readonly steps: readonly Step[];
 }
 
@@ -72,6 +75,8 @@ export function scheduleArb(nodes: 3 | 5, maxSteps = 40): fc.Arbitrary<Schedule>
     voters: nodes === 3 ? fc.constant(3) : fc.integer({ min: 3, max: 5 }),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
     persistRate: fc.constantFrom(0.3, 0.8, 1),
+    maxInflightAppends: fc.constantFrom(1, 4, 64),
+    maxAppendBytes: fc.constantFrom(1, 64, 1 << 20),
     steps: fc.array(stepArb, { minLength: 1, maxLength: maxSteps, size: 'max' }),
   });
 }
@@ -117,7 +122,13 @@ export function describe(c: SimCluster): string {
 
 function play(s: Schedule, onCluster: (c: SimCluster) => void): RunResult {
   const ids: NodeId[] = Array.from({ length: s.nodes }, (_, i) => i + 1);
-  const c = new SimCluster({ nodeIds: ids, voterIds: ids.slice(0, s.voters), seed: s.seed, persistRate: s.persistRate });
+  const c = new SimCluster({
+    nodeIds: ids,
+    voterIds: ids.slice(0, s.voters),
+    seed: s.seed,
+    persistRate: s.persistRate,
+    raft: { maxInflightAppends: s.maxInflightAppends, maxAppendBytes: s.maxAppendBytes },
+  });
   onCluster(c);
   const at = (p: number): NodeId => ids[p % ids.length]!;
   const enc = (t: string): Uint8Array => new TextEncoder().encode(t);

@@ -86,8 +86,6 @@ export interface RunResult {
   readonly livenessMs: number;
 }
 
-let proposalSeq = 0;
-
 /**
  * Plays a schedule; throws InvariantViolation (safety) or LivenessFailure, with the
  * nodes' final states appended to the message.
@@ -132,6 +130,8 @@ function play(s: Schedule, onCluster: (c: SimCluster) => void): RunResult {
   onCluster(c);
   const at = (p: number): NodeId => ids[p % ids.length]!;
   const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
+  // Per run, so a replay proposes exactly the same bytes.
+  let proposalSeq = 0;
 
   for (const step of s.steps) {
     switch (step.do) {

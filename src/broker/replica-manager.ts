@@ -232,7 +232,11 @@ export class ReplicaManager {
     const info = await p.appendAsLeader(records, acks);
     const key = tpKey(topicId, partition);
     this.delayed.touch(`leo:${key}`);
-    if (p.onLocalProgress()) this.delayed.touch(`hw:${key}`);
+    // Partition.appendAsLeader has already applied the local progress, so a second
+    // onLocalProgress() reports no change even when the append moved the HW (a
+    // single-replica ISR): wake HW waiters (parked consumer fetches) unconditionally.
+    p.onLocalProgress();
+    this.delayed.touch(`hw:${key}`);
     const result = { baseOffset: info.firstOffset, logAppendTimeMs: info.logAppendTimeMs, logStartOffset: p.log.logStartOffset };
     if (acks !== -1) return result;
     const end = info.lastOffset + 1;

@@ -211,6 +211,7 @@ export class RaftCore implements RaftNode {
     if (m.clusterId !== this.clusterId) return this.reject(m, 'clusterId');
     if (m.to !== this.id) return this.reject(m, 'wrongRecipient');
     if (!this.isMember(m.from) || m.from === this.id) return this.reject(m, 'unknownSender');
+    if (!wellFormed(m)) return this.reject(m, 'malformed');
 
     if (m.term > this.term) {
       if (m.type === 'preVote' || m.type === 'vote') {
@@ -736,6 +737,8 @@ export class RaftCore implements RaftNode {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.lastHeardMs = this.now;
+    // An acknowledgement beyond our log cannot be true in our term: a peer bug.
+    if (m.success && m.matchIndex > this.log.lastIndex()) return this.reject(m, 'malformed');
     if (m.success) {
       const advanced = pr.maybeUpdate(m.matchIndex);
       if (pr.state === 'probe' && pr.match >= pr.next - 1) pr.becomeReplicate();
@@ -930,6 +933,51 @@ export class RaftCore implements RaftNode {
 
   private reject(m: Message, reason: RejectedMessage['reason']): void {
     this.rejected.push({ from: m.from, type: m.type, reason });
+  }
+}
+
+/**
+ * Structural checks on a peer's message, so a buggy peer is refused at the door rather
+ * than tripping an assertion deep in the log code.
+ */
+function wellFormed(m: Message): boolean {
+  const idx = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+  if (!idx(m.term)) return false;
+  switch (m.type) {
+    case 'append': {
+      if (!idx(m.prevLogIndex) || !idx(m.prevLogTerm) || !idx(m.leaderCommit) || m.prevLogTerm > m.term) return false;
+      let prevTerm = m.prevLogTerm;
+      for (let i = 0; i < m.entries.length; i++) {
+        const e = m.entries[i]!;
+        if (e.index !== m.prevLogIndex + 1 + i || !idx(e.term) || e.term < prevTerm || e.term > m.term) return false;
+        prevTerm = e.term;
+      }
+      return true;
+    }
+    case 'appendResponse':
+      return idx(m.matchIndex) && idx(m.rejectedIndex) && idx(m.conflictTerm) && idx(m.conflictIndex);
+    case 'installSnapshot':
+      return (
+        idx(m.meta.index) && idx(m.meta.term) && m.meta.term <= m.term && idx(m.offset) && idx(m.totalBytes) &&
+        m.offset + m.data.byteLength <= m.totalBytes && (!m.done || m.offset + m.data.byteLength === m.totalBytes)
+      );
+    case 'installSnapshotResponse':
+      return idx(m.snapshotIndex) && idx(m.nextOffset);
+    case 'heartbeat':
+      return idx(m.commitIndex) && idx(m.readContext);
+    case 'heartbeatResponse':
+      return idx(m.readContext) && idx(m.lastLogIndex);
+    case 'preVote':
+    case 'vote':
+      return idx(m.lastLogIndex) && idx(m.lastLogTerm);
+    case 'preVoteResponse':
+    case 'voteResponse':
+    case 'timeoutNow':
+    case 'readIndex':
+    case 'readIndexResponse':
+      return true;
+    default:
+      return unreachable(m);
   }
 }
 

@@ -171,7 +171,7 @@ export interface HeartbeatRequest extends MessageBase {
 export interface HeartbeatResponse extends MessageBase {
   readonly type: 'heartbeatResponse';
   readonly readContext: number;
-  /** The follower's last log index, so the leader can resume replication after drops. */
+  /** The follower's last log index: informational (lag), replication uses append responses. */
   readonly lastLogIndex: number;
 }
 
@@ -255,7 +255,13 @@ export interface ReadState {
   readonly index: number;
 }
 
-export type RejectReason = 'clusterId' | 'unknownSender' | 'wrongRecipient';
+/**
+ * - `clusterId`: from another cluster; `unknownSender`: not a voter or observer here;
+ * - `wrongRecipient`: addressed to another node id;
+ * - `malformed`: fails a structural check (entries not contiguous after prevLogIndex, an
+ *   entry term above the message term, indices out of range): a peer bug, never applied.
+ */
+export type RejectReason = 'clusterId' | 'unknownSender' | 'wrongRecipient' | 'malformed';
 
 export interface RejectedMessage {
   readonly from: NodeId;

@@ -172,3 +172,17 @@ void test('messages from another cluster or from a node outside the configuratio
   assert.equal(c.softState().leaderId, null);
   assert.deepEqual(rd.messages, []);
 });
+
+void test('a structurally broken message is refused as malformed instead of crashing the node', () => {
+  const c = newCore(2);
+  take(c);
+  const base = { type: 'append' as const, clusterId: CLUSTER_ID, from: 1, to: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0 };
+  const e = (index: number, term: number) => ({ index, term, kind: 'normal' as const, data: new Uint8Array(1) });
+  c.step({ ...base, entries: [e(1, 1), e(3, 1)] }); // a gap
+  c.step({ ...base, entries: [e(1, 2)] }); // an entry from a term above the message's
+  c.step({ ...base, prevLogIndex: -1, entries: [] });
+  const rd = take(c)!;
+  assert.deepEqual(rd.rejected.map((r) => r.reason), ['malformed', 'malformed', 'malformed']);
+  assert.equal(c.lastIndex(), 0);
+  assert.equal(c.currentTerm, 0);
+});

@@ -104,6 +104,8 @@ export class LivenessFailure extends Error {
   override name = 'LivenessFailure';
 }
 
+const KIND = { normal: '', noop: '·', config: 'c' } as const;
+
 /** One line per node: role, term, commit, log and config, for failure reports. */
 export function describe(c: SimCluster): string {
   const lines = [`  at t=${c.now} ms, cut links: ${[...c.cut].join(' ') || 'none'}`];
@@ -112,7 +114,7 @@ export function describe(c: SimCluster): string {
     const state = k === null ? 'down' : `${k.softState().role} term=${k.currentTerm} leader=${k.softState().leaderId ?? '-'} commit=${k.commitIndex} last=${k.lastIndex()}`;
     const cfg = k?.clusterConfig();
     const voters = cfg ? cfg.voters.map((v) => v.nodeId).join(',') : '?';
-    const log = n.disk.entries.slice(-8).map((e) => `${e.index}/${e.term}${e.kind[0]}`).join(' ');
+    const log = n.disk.entries.slice(-8).map((e) => `${e.index}/${e.term}${KIND[e.kind]}`).join(' ');
     lines.push(`  node ${n.id}: ${state} applied=${n.machine.applied} voters=[${voters}] disk: snap=${n.disk.snapshot?.meta.index ?? 0} …${log}`);
   }
   return lines.join('\n');

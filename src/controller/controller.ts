@@ -646,7 +646,8 @@ export class QuorumController {
       const recs: MetadataRecord[] = [];
       let problem: string | undefined;
       for (const c of res.configs ?? []) {
-        if (c.op === 'set' && typeof c.value !== 'string') problem ??= `Config ${c.name}: set needs a value`;
+        if (typeof c.name !== 'string' || !isTopicConfigKey(c.name)) problem ??= `Unknown configuration ${JSON.stringify(c.name)}`;
+        else if (c.op === 'set' && typeof c.value !== 'string') problem ??= `Config ${c.name}: set needs a value`;
         else if (c.op !== 'set' && c.op !== 'delete') problem ??= `Config ${c.name}: unknown operation ${JSON.stringify(c.op)}`;
         if (problem !== undefined) break;
         if (c.op === 'set') merged[c.name] = c.value as string;

@@ -552,12 +552,13 @@ test('IncrementalAlterConfigs sets and deletes validated keys on topics and the 
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'set', value: 'x' }] },
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'set' }] },
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'append', value: '1' }] },
+    { resourceType: 'topic', resourceName: 't', configs: [{ name: 'bogus', op: 'delete' }] },
     { resourceType: 'cluster', resourceName: 'x', configs: [] },
     { resourceType: 'broker', resourceName: 'one', configs: [] },
   ]);
   assert.deepEqual(
     r.map((x) => x.error),
-    ['UNKNOWN_TOPIC_OR_PARTITION', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_REQUEST', 'INVALID_REQUEST'],
+    ['UNKNOWN_TOPIC_OR_PARTITION', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_REQUEST', 'INVALID_REQUEST'],
   );
   const before = h.image.offset;
   r = alter([{ resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'set', value: '7' }] }], true);

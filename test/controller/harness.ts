@@ -22,7 +22,7 @@ export class Harness {
   readonly controller: QuorumController;
   nowMs = 1_000;
   private index = 0;
-  private readonly term = 1;
+  private term = 1;
   readonly epochs = new Map<number, number>();
   private readonly generations = new Map<number, number>();
 
@@ -46,6 +46,13 @@ export class Harness {
       'the controller view equals the image replayed from its records',
     );
     return result.response;
+  }
+
+  /** A new controller takes over from the committed image (anything uncommitted is lost). */
+  failover(): void {
+    this.term++;
+    this.controller.deactivate();
+    this.commit(this.controller.activate(this.sm.image, this.term, this.nowMs));
   }
 
   advance(ms: number): void {

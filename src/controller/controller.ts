@@ -232,6 +232,7 @@ export class QuorumController {
     }
     this.sessions.set(b.brokerId, { brokerEpoch: b.brokerEpoch, lastContactMs: nowMs });
     if (req.wantShutDown) {
+      this.endSession(b.brokerId);
       const records = this.fence(b.brokerId);
       return { records, response: reply('NONE', null, true, true) };
     }
@@ -256,6 +257,7 @@ export class QuorumController {
     this.requireActive();
     const stale = this.staleBroker(req.brokerId, req.brokerEpoch);
     if (stale !== undefined) return { records: [], response: { ...stale, remainingLeaderships: -1 } };
+    this.endSession(req.brokerId);
     const records = this.fence(req.brokerId);
     return { records, response: { ...OK, remainingLeaderships: this.img.partitionsLedBy(req.brokerId).length } };
   }
@@ -270,8 +272,7 @@ export class QuorumController {
     this.requireActive();
     const b = this.img.broker(brokerId);
     if (b === undefined || b.brokerEpoch !== brokerEpoch) return { records: [], response: { fenced: false } };
-    const s = this.sessions.get(brokerId);
-    if (s !== undefined && s.brokerEpoch === brokerEpoch) s.lastContactMs = -Infinity;
+    this.endSession(brokerId);
     if (b.fenced) return { records: [], response: { fenced: false } };
     return { records: this.fence(brokerId), response: { fenced: true } };
   }
@@ -551,7 +552,7 @@ export class QuorumController {
       if (p.isr.includes(b)) continue;
       const reg = this.img.broker(b);
       if (reg === undefined || reg.fenced) return fail('INELIGIBLE_REPLICA', `Broker ${b} is ${reg === undefined ? 'not registered' : 'fenced'} and may not join the ISR`);
-      const seenEpoch = req.newIsrBrokerEpochs?.get(b);
+      const seenEpoch = req.newIsrBrokerEpochs?.find((x) => x.brokerId === b)?.brokerEpoch;
       if (seenEpoch !== undefined && seenEpoch !== -1 && seenEpoch !== reg.brokerEpoch) {
         return fail('INELIGIBLE_REPLICA', `Broker ${b} fetched with epoch ${seenEpoch}, but its registration is at epoch ${reg.brokerEpoch}`);
       }
@@ -579,8 +580,11 @@ export class QuorumController {
     const targets: { topic: string; partition: number }[] =
       req.partitions?.slice(0, RESOURCES_PER_REQUEST_MAX).map((x) => ({ topic: x.topic, partition: x.partition })) ??
       [...this.img.topicsById.values()].flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition })));
+    // Every plan is made against the same image and appended once: a partition named
+    // twice is elected once and reported each time.
     const records: MetadataRecord[] = [];
     const results: ElectLeadersResult[] = [];
+    const planned = new Map<string, number>();
     for (const { topic, partition } of targets) {
       const t = this.img.topic(topic);
       const p = t?.partitions[partition];
@@ -588,6 +592,12 @@ export class QuorumController {
         void results.push({ ...apiError(e, m), topic, partition, leader });
       if (t === undefined || p === undefined) {
         result('UNKNOWN_TOPIC_OR_PARTITION', `Partition ${topic}-${partition} does not exist`, NO_LEADER);
+        continue;
+      }
+      const key = `${t.topicId}:${p.partition}`;
+      const already = planned.get(key);
+      if (already !== undefined) {
+        result(already === NO_LEADER ? 'ELIGIBLE_LEADERS_NOT_AVAILABLE' : 'NONE', null, already);
         continue;
       }
       if (req.electionType === 'preferred') {
@@ -606,13 +616,12 @@ export class QuorumController {
         continue;
       }
       const plan = this.plan(t.name, p, { election: req.electionType === 'preferred' ? 'preferred' : 'unclean' });
-      if (plan.record !== null) {
-        this.append([plan.record]);
-        records.push(plan.record);
-      }
+      if (plan.record !== null) records.push(plan.record);
+      planned.set(key, plan.after.leader);
       if (plan.after.leader === NO_LEADER) result('ELIGIBLE_LEADERS_NOT_AVAILABLE', 'No unfenced replica can lead', NO_LEADER);
       else result('NONE', null, plan.after.leader);
     }
+    this.append(records);
     return { records, response: { results } };
   }
 
@@ -667,15 +676,15 @@ export class QuorumController {
         // A lower min.insync.replicas clears ELRs; enabling unclean election may elect
         // leaders for offline partitions [KIP-966].
         const topics = res.resourceType === 'topic' ? [this.img.topic(res.resourceName)!] : res.resourceType === 'cluster' ? [...this.img.topicsById.values()] : [];
+        const changes: MetadataRecord[] = [];
         for (const t of topics) {
           for (const p of t.partitions) {
             const plan = this.plan(t.name, p, {});
-            if (plan.record !== null) {
-              this.append([plan.record]);
-              records.push(plan.record);
-            }
+            if (plan.record !== null) changes.push(plan.record);
           }
         }
+        this.append(changes);
+        records.push(...changes);
       }
       results.push({ ...OK, resourceType: res.resourceType, resourceName: res.resourceName });
     }
@@ -712,6 +721,16 @@ export class QuorumController {
   private hasLiveSession(brokerId: number, brokerEpoch: number, nowMs: number): boolean {
     const s = this.sessions.get(brokerId);
     return s !== undefined && s.brokerEpoch === brokerEpoch && nowMs - s.lastContactMs <= this.config['broker.session.timeout.ms'];
+  }
+
+  /**
+   * The broker has left (shut down or disconnected): its registration no longer blocks a
+   * new incarnation. Safe because the old incarnation is fenced and every request it
+   * might still send carries its old broker epoch, which a re-registration makes stale.
+   */
+  private endSession(brokerId: number): void {
+    const s = this.sessions.get(brokerId);
+    if (s !== undefined) s.lastContactMs = -Infinity;
   }
 
   private staleBroker(brokerId: number, brokerEpoch: number): ReturnType<typeof apiError> | undefined {

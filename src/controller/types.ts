@@ -169,7 +169,7 @@ export interface AlterPartitionRequest {
    * Broker epochs of the new ISR members as the leader saw them in their fetches
    * [KIP-903]; a member whose epoch is not its current registration's is INELIGIBLE.
    */
-  readonly newIsrBrokerEpochs?: ReadonlyMap<number, number>;
+  readonly newIsrBrokerEpochs?: readonly { readonly brokerId: number; readonly brokerEpoch: number }[];
 }
 
 export interface AlterPartitionResponse extends ApiError {

@@ -271,6 +271,11 @@ function bad(r: { type: string }, why: string): RaftkaError {
   return new RaftkaError('CORRUPT_STORAGE', `Metadata record ${r.type} does not apply to the image: ${why}`);
 }
 
+/** The image after one record (a one-record delta). */
+export function replay(image: MetadataImage, r: MetadataRecord): MetadataImage {
+  return replayAll(image, [r]);
+}
+
 /** Replays a batch on an image: the image at `offset` (atomic: all records or none). */
 export function replayAll(
   image: MetadataImage,

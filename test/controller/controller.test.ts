@@ -64,6 +64,11 @@ test('registration: a retry is idempotent; a second live incarnation is a duplic
     assert.notEqual(p.leader, 1, 'the old incarnation leads nothing');
     assert.ok(!p.isr.includes(1), 'nor is it in any ISR');
   }
+  // A late registration retry from the old incarnation is refused while the new one lives.
+  const late = h.commit(
+    h.controller.registerBroker({ brokerId: 1, incarnationId: incarnation(1, 0), endpoints: [{ name: 'CLIENT', host: 'h', port: 1 }] }, h.nowMs),
+  );
+  assert.equal(late.error, 'DUPLICATE_BROKER_REGISTRATION');
   // Heartbeats from the old incarnation are refused.
   const stale = h.heartbeat(1, { brokerEpoch: epoch1 });
   assert.equal(stale.error, 'BROKER_ID_NOT_REGISTERED');
@@ -175,6 +180,9 @@ test('controlled shutdown moves leaderships, leaves ISRs, fences the broker, and
   const hb = h.heartbeat(2, { wantShutDown: true });
   assert.deepEqual([hb.shouldShutDown, hb.isFenced], [true, true]);
   assert.equal(h.image.partitionsLedBy(2).length, 0);
+  // A broker that shut down may come back at once with a new incarnation.
+  assert.equal(h.register(1, { newIncarnation: true }).error, 'NONE');
+  assert.equal(h.heartbeat(1).isFenced, false);
 });
 
 // ─── CreateTopics ─────────────────────────────────────────────────────────────────
@@ -393,8 +401,8 @@ test('AlterPartition is fenced by leader epoch, partition epoch, leadership and 
   const fresh = { partitionEpoch: cur.partitionEpoch, leaderEpoch: cur.leaderEpoch };
   expectError({ ...fresh, newIsr: [leader, f1, f2] }, 'INELIGIBLE_REPLICA', /fenced/);
   h.heartbeat(f2);
-  expectError({ ...fresh, newIsr: [leader, f1, f2], newIsrBrokerEpochs: new Map([[f2, 1]]) }, 'INELIGIBLE_REPLICA', /epoch 1/);
-  assert.equal(call({ ...fresh, newIsr: [leader, f1, f2], newIsrBrokerEpochs: new Map([[f2, h.epochs.get(f2)!]]) }).error, 'NONE');
+  expectError({ ...fresh, newIsr: [leader, f1, f2], newIsrBrokerEpochs: [{ brokerId: f2, brokerEpoch: 1 }] }, 'INELIGIBLE_REPLICA', /epoch 1/);
+  assert.equal(call({ ...fresh, newIsr: [leader, f1, f2], newIsrBrokerEpochs: [{ brokerId: f2, brokerEpoch: h.epochs.get(f2)! }] }).error, 'NONE');
   // After a leader change the old leader is fenced by its leader epoch.
   h.heartbeat(leader, { wantFence: true });
   const after = h.partition('t');
@@ -527,6 +535,13 @@ test('preferred-leader rebalancing after a broker comes back and rejoins the ISR
   // An explicit preferred election when already preferred: nothing to do.
   const again = h.commit(h.controller.electLeaders({ electionType: 'preferred' }, h.nowMs));
   assert.deepEqual(again.results.map((x) => [x.error, x.leader]), [['NONE', 1]]);
+  // A partition named twice is elected once.
+  h.heartbeat(1, { wantFence: true });
+  h.heartbeat(1);
+  assert.equal(h.alterIsr('t', 0, [1, 2, 3]).error, 'NONE');
+  const both = h.controller.electLeaders({ electionType: 'preferred', partitions: [{ topic: 't', partition: 0 }, { topic: 't', partition: 0 }] }, h.nowMs);
+  assert.equal(both.records.length, 1);
+  assert.deepEqual(h.commit(both).results.map((x) => [x.error, x.leader]), [['NONE', 1], ['NONE', 1]]);
 });
 
 // ─── Configs ──────────────────────────────────────────────────────────────────────

@@ -25,6 +25,16 @@
 //
 // Soft state that is not in the log (heartbeat times) is lost on failover; a new
 // controller gives every registered broker a fresh session [KIP-631].
+//
+// ─── Broker lifecycle (as the image records it) ─────────────────────────────────────
+//   (none) ──register──▶ fenced ──heartbeat(caughtUp, !wantFence)──▶ unfenced
+//   unfenced ──session expired | brokerDisconnected | wantFence | controlled shutdown──▶ fenced
+//   fenced | unfenced ──register (new incarnation; the old one's session ended or the
+//                        restart is clean)──▶ fenced, with a higher broker epoch
+//   fenced | unfenced ──unregister──▶ (none)
+// Every transition to fenced (or away) takes the broker out of every ISR and moves its
+// leaderships in the same atomic batch (see partition-change.ts), so no committed image
+// has a fenced leader or a fenced ISR member.
 import { RaftkaError, isRaftkaError, type ErrorName } from '../common/errors.ts';
 import { isUuid, uuidToBase64 } from '../common/ids.ts';
 import type { Random } from '../common/random.ts';
@@ -100,6 +110,14 @@ interface Session {
 
 export interface ActivateOptions {
   /**
+   * How long each registered broker has to heartbeat this new controller before it is
+   * fenced (default: broker.session.timeout.ms, as KRaft). A shell that wants fast
+   * failover when the old controller's node died with its broker may pass a few
+   * heartbeat intervals: live brokers find the new controller in that time, and the dead
+   * one is fenced well before a full session.
+   */
+  readonly initialSessionMs?: number;
+  /**
    * Cluster-level topic config defaults to write if the image has none for that key
    * (e.g. the dev cluster's min.insync.replicas=2), so every broker reads them from the
    * image rather than from its own configuration.
@@ -152,8 +170,10 @@ export class QuorumController {
     this.active = true;
     this.epoch = controllerEpoch;
     this.sessions.clear();
+    const timeoutMs = this.config['broker.session.timeout.ms'];
+    const initialMs = Math.min(opts.initialSessionMs ?? timeoutMs, timeoutMs);
     for (const b of committed.brokers.values()) {
-      this.sessions.set(b.brokerId, { brokerEpoch: b.brokerEpoch, lastContactMs: nowMs });
+      this.sessions.set(b.brokerId, { brokerEpoch: b.brokerEpoch, lastContactMs: nowMs - (timeoutMs - initialMs) });
     }
     this.lastRebalanceMs = nowMs;
     const records: ConfigRecord[] = [];

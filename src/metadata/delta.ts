@@ -7,7 +7,7 @@
 // an ISR outside the replicas, a stale broker epoch) means the log was written by a
 // buggy controller or is corrupt; replaying it anyway would fork this node's image from
 // the others, so replay throws CORRUPT_STORAGE naming the record instead.
-import { RaftkaError } from '../common/errors.ts';
+import { RaftkaError, unreachable } from '../common/errors.ts';
 import { MetadataImage, configKey, type BrokerRegistration, type PartitionState, type TopicImage } from './image.ts';
 import { NO_LEADER, type MetadataRecord, type PartitionChangeRecord, type PartitionRecord } from './records.ts';
 
@@ -149,6 +149,8 @@ export class MetadataDelta {
       }
       case 'noOp':
         return;
+      default:
+        unreachable(r);
     }
   }
 

@@ -150,6 +150,29 @@ test('tick fences a broker that missed heartbeats for broker.session.timeout.ms 
   assert.deepEqual(h.commit(h.controller.tick(h.nowMs)).fencedBrokers, [], 'fenced once');
 });
 
+test('a new controller gives brokers a fresh session, shortened when asked (fast failover)', () => {
+  const h = cluster(3);
+  h.createTopic('t', 3, 3);
+  h.advance(SESSION_MS - 1);
+  // The controller fails over; brokers 1 and 2 find the new one, broker 3 died with the old.
+  h.controller.deactivate();
+  h.commit(h.controller.activate(h.image, 2, h.nowMs, { initialSessionMs: 200 }));
+  h.advance(150);
+  h.heartbeat(1);
+  h.heartbeat(2);
+  assert.deepEqual(h.commit(h.controller.tick(h.nowMs)).fencedBrokers, []);
+  h.advance(51);
+  assert.deepEqual(h.commit(h.controller.tick(h.nowMs)).fencedBrokers, [3]);
+  assert.equal(h.image.partitionsLedBy(3).length, 0);
+  // Without the option: a full session.
+  h.controller.deactivate();
+  h.commit(h.controller.activate(h.image, 3, h.nowMs));
+  h.advance(SESSION_MS);
+  assert.deepEqual(h.commit(h.controller.tick(h.nowMs)).fencedBrokers, []);
+  h.advance(1);
+  assert.deepEqual(h.commit(h.controller.tick(h.nowMs)).fencedBrokers, [1, 2]);
+});
+
 test('brokerDisconnected fences at once (fast failover); a stale epoch is ignored; the broker can come back', () => {
   const h = cluster(3);
   h.createTopic('t', 3, 3);

@@ -576,7 +576,8 @@ function checkLostWrites(
  * Second pass: each consumer's reads of a key must move forward one known offset at a
  * time. Its position is forgotten (no check across the gap) when it is reassigned,
  * seeks, crashes or is rebalanced, since each of those may legitimately move it
- * anywhere. Failed and info polls leave it unchanged: nothing was returned.
+ * anywhere. A failed poll leaves it unchanged (nothing was consumed); an info poll may
+ * have consumed records the history never saw, so it forgets them too.
  */
 function checkPollOrder(history: History, keys: Map<Key, KeyState>, anomalies: AnomalyLog): void {
   const consumers = new Map<number, ConsumerState>();
@@ -626,6 +627,7 @@ function checkPollOrder(history: History, keys: Map<Key, KeyState>, anomalies: A
         const rebalanced = new Set<Key>();
         for (const r of cop.rebalanceLog ?? []) for (const k of r.keys) rebalanced.add(k);
         for (const k of rebalanced) s.lastRead.delete(k);
+        if (cop.type === 'info') s.lastRead.clear();
         if (cop.type !== 'ok') break;
         for (const k of Object.keys(cop.value)) {
           const records = cop.value[k] as readonly (readonly [Offset, Value])[];

@@ -410,7 +410,9 @@ export function formatHistory(ops: History): string {
   return out;
 }
 
-type ValueOf<F extends string, T extends OpType> = Extract<ClientOp, { f: F; type: T }>['value'];
+// The value type of the ops with this f whose type admits T (distributes over ClientOp).
+type ValueFor<O, F, T> = O extends { readonly f: F; readonly type: infer Ty; readonly value: infer V } ? (T extends Ty ? V : never) : never;
+type ValueOf<F extends string, T extends OpType> = ValueFor<ClientOp, F, T>;
 type ClientExtras = { rebalanceLog?: readonly Rebalance[]; seekToBeginning?: boolean; error?: Json };
 
 /**

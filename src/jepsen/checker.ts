@@ -13,9 +13,9 @@
  * | `inconsistent-offsets` | one offset of a key holding different values in different reads or acks |
  * | `nonmonotonic-send` | a producer's successive acknowledged sends to a key got offsets that do not increase |
  * | `int-nonmonotonic-send` | the same, within one send op |
- * | `nonmonotonic-poll` | a consumer's next read of a key is at or before its previous read, with no assign, seek, crash or rebalance between |
+ * | `nonmonotonic-poll` | a consumer's next read of a key is at or before its previous read, with no assign, subscribe, seek, crash, rebalance or info poll between |
  * | `int-nonmonotonic-poll` | the same, within one poll |
- * | `poll-skip` | a consumer's next read of a key jumps over offsets that other reads or acks show exist, with no assign, seek, crash or rebalance between |
+ * | `poll-skip` | a consumer's next read of a key jumps over offsets that other reads or acks show exist, with nothing between that may move its position (as above) |
  * | `int-poll-skip` | the same, within one poll |
  * | `unexpected-value` | a value read that no one ever sent to that key |
  * | `failed-send-read` | a value read whose send failed (Jepsen's G1a, aborted read) |

@@ -14,7 +14,9 @@
  * {"index":1,"time":4800,"process":3,"type":"ok","f":"send","value":[["orders-0",[41,17]]]}
  * ```
  *
- * Every operation has exactly these fields (any other field is rejected):
+ * Every operation has these fields; the only others are `rebalanceLog` on polls and
+ * `seekToBeginning` on assigns (below). Anything else is rejected, so a typo cannot
+ * silently drop information the checker needs.
  *
  * | field     | meaning |
  * |-----------|---------|
@@ -34,9 +36,10 @@
  * so the checker never has to look back at the invoke.
  *
  * Keys are topic-partitions written `"<topic>-<partition>"` (`"orders-0"`); values are the
- * record values, integers the producer makes unique per key (a string stands for a value
- * the consumer could not decode as an integer: still checked, never equal to an integer).
- * Offsets are non-negative integers.
+ * record values, integers the producer makes unique per key and never sends twice, not
+ * even after a fail or info, so every read traces back to one send (a string stands for
+ * a value the consumer could not decode as an integer: still checked, never equal to an
+ * integer). Offsets are non-negative integers.
  *
  * Client operations (`f`):
  *
@@ -46,8 +49,10 @@
  *   records info whenever it is not sure: a timeout, a lost connection).
  * - `poll`: invoke, fail and info carry `null`; ok carries `{key: [[offset, value], …]}`,
  *   the records one poll returned, in the order returned. Optional `rebalanceLog`:
- *   `[{"keys": [key, …]}, …]`, the partitions (re)assigned by group rebalances that
- *   happened during the poll; reads of those keys may restart anywhere.
+ *   `[{"keys": [key, …]}, …]`, the partitions (re)assigned to this consumer by group
+ *   rebalances since its previous op, on any completion type; reads of those keys may
+ *   restart anywhere. An info poll may have consumed records it could not report, so
+ *   the consumer's next reads may start anywhere too.
  * - `assign`: value `[key, …]`, the partitions the consumer now reads (it replaces the
  *   previous assignment; positions of partitions kept are kept). Optional
  *   `seekToBeginning: true` when every position went back to the start.
@@ -59,11 +64,12 @@
  *   committed for the consumer group.
  * - `crash`: value `null`; the client was torn down and recreated, so its consumer
  *   positions are gone (it resumes from committed offsets or a new assign).
- * - `final-reads`: value `[key, …]`. Recorded by the runner's final reader after it
- *   healed the cluster, stopped the workload, assigned these keys from the beginning
- *   and polled each of them up to its end offset. It states that this process's polls
- *   saw every record the partitions hold, so any acknowledged send completed before
- *   this op's invoke that the process did not read was lost.
+ * - `final-reads`: value `[key, …]`. Recorded by the runner's final reader, a process
+ *   used for nothing else, after the runner healed the cluster, stopped the workload,
+ *   assigned these keys from the beginning and polled each of them up to its end
+ *   offset. It states that this process's polls saw every record the partitions hold,
+ *   so any acknowledged send completed before this op's invoke that the process did
+ *   not read was lost.
  *
  * Nemesis operations have `"process": "nemesis"`, any `f` (`kill`, `start`, `pause`,
  * `resume`, `partition`, `heal`, `clock`, `power-loss`, …) and any JSON `value`

@@ -14,6 +14,11 @@
 //   tcpMBs               raw Node TCP with our own framing: the request and the response
 //                        header are the same protobuf messages, the records follow the
 //                        header as raw bytes (no protobuf copy)
+//   grpcProduceMBs       the other direction, for comparison: the public Produce rpc
+//                        (RawClient -> the real client API handlers, a replica manager
+//                        stand-in that appends nothing), 1 request in flight, acks=1. The
+//                        grpc-js server has no option to raise its HTTP/2 receive window,
+//                        so client-to-server bytes move under the 64 KiB default.
 // plus ratios against raw TCP and the fetch round-trip p50 for each. MB = 10^6 bytes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -24,6 +29,9 @@ import type { ReplicaFetchRequest, ReplicaFetchResponse } from '../../src/broker
 import { silentLogger } from '../../src/common/logger.ts';
 import { addReplicaFetchService, GrpcReplicaFetchClient } from '../../src/io/replica-fetch-transport.ts';
 import { BrokerReplicationRpc, type WireReplicaFetchRequest, type WireReplicaFetchResponse } from '../../src/proto/broker.ts';
+import { RawClient } from '../../src/client/raw-client.ts';
+import { startClientApiServer } from '../../src/server/client-api.ts';
+import type { MetadataView, TopicView } from '../../src/server/types.ts';
 import { bindServer, CHANNEL_OPTIONS, DATA_CHANNEL_OPTIONS, SERVER_OPTIONS, shutdownServer } from '../../src/proto/rpc.ts';
 
 const SERVE_FLAG = '--replica-transport-server';
@@ -85,12 +93,37 @@ async function serve(): Promise<void> {
   const grpcPort = await bindServer(server, '127.0.0.1:0');
   const tcp = await serveTcp(payload);
   const tcpPort = (tcp.address() as net.AddressInfo).port;
-  process.stdout.write(`${JSON.stringify({ grpcPort, tcpPort })}\n`);
+  const topic: TopicView = { name: 't', topicId: TOPIC_ID, partitions: [{ partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1] }] };
+  const view: MetadataView = {
+    clusterId: 'bench',
+    controllerId: 1,
+    brokers: () => [],
+    broker: () => undefined,
+    topics: () => [topic],
+    topicByName: (n) => (n === 't' ? topic : undefined),
+    topicById: (id) => (id === TOPIC_ID ? topic : undefined),
+    topicConfigs: () => [],
+    voters: () => [],
+  };
+  const unused = () => Promise.reject(new Error('not in this benchmark'));
+  const api = await startClientApiServer({
+    listen: '127.0.0.1:0',
+    brokerId: 1,
+    metadata: () => view,
+    admin: { createTopics: unused, deleteTopics: unused, createPartitions: unused },
+    replicaManager: {
+      produce: async () => ({ baseOffset: 0, logAppendTimeMs: -1, logStartOffset: 0 }),
+      fetch: async () => [],
+      listOffset: async () => ({ offset: 0, timestamp: -1 }),
+    },
+    logger: silentLogger(),
+  });
+  process.stdout.write(`${JSON.stringify({ grpcPort, tcpPort, apiPort: api.port })}\n`);
   // The parent closes stdin when it is done (or dies): then stop.
   process.stdin.resume();
   process.stdin.on('end', () => {
     tcp.close();
-    void shutdownServer(server, 100).then(() => process.exit(0));
+    void Promise.all([shutdownServer(server, 100), api.close()]).then(() => process.exit(0));
   });
 }
 
@@ -162,6 +195,23 @@ async function tcpFetcher(port: number): Promise<Fetcher> {
   };
 }
 
+function produceFetcher(port: number, batchBytes: number, partitions: number): Fetcher {
+  const client = new RawClient(`127.0.0.1:${port}`, { channelOptions: { ...DATA_CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 } });
+  const records = Buffer.alloc(batchBytes, 0x5a);
+  // One topic, `partitions` copies of the batch to partition 0 would be refused as
+  // duplicates, so the bytes go as one request per partition's worth, sequentially.
+  return {
+    fetch: async () => {
+      for (let i = 0; i < partitions; i++) {
+        const r = await client.produce({ acks: 1, timeoutMs: 5_000, topicData: [{ topicId: TOPIC_ID, partitions: [{ partition: 0, records }] }] });
+        if (r.responses[0]?.partitions[0]?.errorCode !== 0) throw new Error(`produce failed: ${JSON.stringify(r.responses[0]?.partitions[0])}`);
+      }
+      return records.length * partitions;
+    },
+    close: () => client.close(),
+  };
+}
+
 function arg(ctx: BenchContext, name: string, dflt: number): number {
   const i = ctx.args.indexOf(`--${name}`);
   return i >= 0 && ctx.args[i + 1] !== undefined ? Number(ctx.args[i + 1]) : dflt;
@@ -206,12 +256,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     t.unref();
   };
   try {
-    const ports = await new Promise<{ grpcPort: number; tcpPort: number }>((resolve, reject) => {
+    const ports = await new Promise<{ grpcPort: number; tcpPort: number; apiPort: number }>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const nl = out.indexOf('\n');
-        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { grpcPort: number; tcpPort: number });
+        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { grpcPort: number; tcpPort: number; apiPort: number });
       });
       child.once('exit', (code) => reject(new Error(`leader process exited with ${code}`)));
     });
@@ -228,6 +278,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['grpcRaised', () => grpcFetcher(ports.grpcPort, DATA_CHANNEL_OPTIONS)],
       ['grpcRaised64', () => grpcFetcher(ports.grpcPort, { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 64 * 1024 * 1024 })],
       ['tcp', () => tcpFetcher(ports.tcpPort)],
+      ['grpcProduce', () => produceFetcher(ports.apiPort, batchBytes, partitions)],
     ];
     const results = new Map<string, Array<{ mbs: number; p50Ms: number }>>();
     for (let r = 0; r < rounds; r++) {
@@ -251,6 +302,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       grpcRaisedMBs: mbs('grpcRaised'),
       grpcRaised64MBs: mbs('grpcRaised64'),
       tcpMBs: mbs('tcp'),
+      grpcProduceMBs: mbs('grpcProduce'),
       grpcRaisedOverDefault: round(mbs('grpcRaised') / mbs('grpcDefault')),
       grpcRaisedOverTcp: round(mbs('grpcRaised') / mbs('tcp')),
       grpcDefaultP50Ms: p50('grpcDefault'),
@@ -264,6 +316,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         ['gRPC, 16 MiB window (MB/s)', json.grpcRaisedMBs],
         ['gRPC, 64 MiB window (MB/s)', json.grpcRaised64MBs],
         ['raw TCP framing (MB/s)', json.tcpMBs],
+        ['gRPC Produce, client to server (MB/s)', json.grpcProduceMBs],
         ['16 MiB window / default', json.grpcRaisedOverDefault],
         ['16 MiB window / raw TCP', json.grpcRaisedOverTcp],
         ['fetch p50 default / 16 MiB / TCP (ms)', `${json.grpcDefaultP50Ms} / ${json.grpcRaisedP50Ms} / ${json.tcpP50Ms}`],

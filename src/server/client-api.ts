@@ -83,7 +83,9 @@ export const DEFAULT_CLIENT_API_LIMITS: ClientApiLimits = {
   produceTimeoutMsMax: 300_000,
   fetchMaxWaitMsMax: 300_000,
   fetchBytesDefault: 50 * 1024 * 1024,
-  fetchBytesMax: 64 * 1024 * 1024,
+  // Kafka's fetch.max.bytes default (55 MiB), leaving room under MESSAGE_BYTES_MAX for
+  // per-partition headers and a first batch that may exceed the bound.
+  fetchBytesMax: 55 * 1024 * 1024,
   partitionFetchBytesDefault: 1024 * 1024,
   partitionProduceBytesMax: 32 * 1024 * 1024,
   requestPartitionsMax: 10_000,

@@ -244,9 +244,11 @@ interface FinalReads {
   readonly keys: readonly Key[];
 }
 
+type Rec = readonly [Offset, Value];
+
 interface ConsumerState {
   /** key → offset and op of this process's last read, while its position is known. */
-  readonly lastRead: Map<Key, { offset: Offset; op: number }>;
+  readonly lastRead: Map<Key, { record: Rec; op: number }>;
 }
 
 /**
@@ -589,13 +591,6 @@ function checkPollOrder(history: History, keys: Map<Key, KeyState>, anomalies: A
     }
     return s;
   };
-  // Offsets read as a pair of known offsets: how many known offsets lie strictly between.
-  const between = (ks: KeyState, a: Offset, b: Offset): number => (ks.rank.get(b) as number) - (ks.rank.get(a) as number) - 1;
-  const skipped = (ks: KeyState, a: Offset, b: Offset): Offset[] => {
-    const from = (ks.rank.get(a) as number) + 1;
-    return ks.sortedOffsets.slice(from, Math.min(ks.rank.get(b) as number, from + 10));
-  };
-
   for (const op of history) {
     if (op.process === NEMESIS || op.type === 'invoke') continue;
     const cop = op as ClientOp;
@@ -633,19 +628,14 @@ function checkPollOrder(history: History, keys: Map<Key, KeyState>, anomalies: A
           const records = cop.value[k] as readonly (readonly [Offset, Value])[];
           if (records.length === 0) continue;
           const ks = keys.get(k) as KeyState;
-          const first = (records[0] as readonly [Offset, Value])[0];
           const last = s.lastRead.get(k);
-          if (last !== undefined) orderCheck(anomalies, ks, k, cop.process, last.offset, first, [last.op, cop.index], false, between, skipped);
+          if (last !== undefined) orderCheck(anomalies, ks, k, cop.process, last.record, records[0] as Rec, [last.op, cop.index], false);
           // Within one poll a rebalance may have moved the position mid-way (Jepsen
           // exempts rebalanced keys too).
           if (!rebalanced.has(k)) {
-            for (let i = 1; i < records.length; i++) {
-              const a = (records[i - 1] as readonly [Offset, Value])[0];
-              const b = (records[i] as readonly [Offset, Value])[0];
-              orderCheck(anomalies, ks, k, cop.process, a, b, [cop.index], true, between, skipped);
-            }
+            for (let i = 1; i < records.length; i++) orderCheck(anomalies, ks, k, cop.process, records[i - 1] as Rec, records[i] as Rec, [cop.index], true);
           }
-          s.lastRead.set(k, { offset: (records[records.length - 1] as readonly [Offset, Value])[0], op: cop.index });
+          s.lastRead.set(k, { record: records[records.length - 1] as Rec, op: cop.index });
         }
         break;
       }
@@ -657,18 +647,21 @@ function checkPollOrder(history: History, keys: Map<Key, KeyState>, anomalies: A
   }
 }
 
-function orderCheck(
-  anomalies: AnomalyLog,
-  ks: KeyState,
-  k: Key,
-  process: number,
-  a: Offset,
-  b: Offset,
-  ops: number[],
-  internal: boolean,
-  between: (ks: KeyState, a: Offset, b: Offset) => number,
-  skipped: (ks: KeyState, a: Offset, b: Offset) => Offset[],
-): void {
+/** How many known offsets of the key lie strictly between two known offsets a < b. */
+function between(ks: KeyState, a: Offset, b: Offset): number {
+  return (ks.rank.get(b) as number) - (ks.rank.get(a) as number) - 1;
+}
+
+/** The first few known offsets strictly between a and b. */
+function skipped(ks: KeyState, a: Offset, b: Offset): Offset[] {
+  const from = (ks.rank.get(a) as number) + 1;
+  return ks.sortedOffsets.slice(from, Math.min(ks.rank.get(b) as number, from + 10));
+}
+
+/** Checks that record `next` directly follows `prev` in a consumer's reads of key k. */
+function orderCheck(anomalies: AnomalyLog, ks: KeyState, k: Key, process: number, prev: Rec, next: Rec, ops: number[], internal: boolean): void {
+  const [a, va] = prev;
+  const [b, vb] = next;
   const where = internal ? `within op ${ops[0]}` : `from op ${ops[0]} to op ${ops[1]}`;
   if (b <= a) {
     anomalies.add(internal ? 'int-nonmonotonic-poll' : 'nonmonotonic-poll', () => ({
@@ -677,13 +670,13 @@ function orderCheck(
       key: k,
       process,
       offsets: [a, b],
-      values: [ks.atOffset.get(a) as Value, ks.atOffset.get(b) as Value],
+      values: [va, vb],
     }));
   } else if (between(ks, a, b) > 0) {
     anomalies.add(internal ? 'int-poll-skip' : 'poll-skip', () => {
       const gap = skipped(ks, a, b);
       return {
-        message: `process ${process} read ${k} at offset ${a} and then at offset ${b} ${where}, skipping ${between(ks, a, b)} known offset(s) starting ${gap.join(', ')}`,
+        message: `process ${process} read ${k} at offset ${a} and then at offset ${b} ${where}, skipping ${between(ks, a, b)} known offset(s): ${gap.join(', ')}${between(ks, a, b) > gap.length ? ', …' : ''}`,
         ops,
         key: k,
         process,

@@ -240,6 +240,8 @@ test('nonmonotonic poll, across polls and within one', () => {
   let r = only(checkHistory(h.ops), 'nonmonotonic-poll');
   assertCites(r, a, b);
   assert.deepEqual(r.examples[0]?.offsets, [1, 1]);
+  assert.deepEqual(r.examples[0]?.values, [2, 2]);
+  assert.equal(r.examples[0]?.message, `process 10 read orders-0 at offset 1 and then at offset 1 from op ${a} to op ${b}`);
 
   const i = new HistoryBuilder();
   i.send(0, [[K, 0, 1], [K, 1, 2], [K, 2, 3]]);
@@ -273,6 +275,7 @@ test('poll skip, across polls and within one', () => {
   assertCites(r, a, b);
   assert.deepEqual(r.examples[0]?.offsets, [0, 3, 1, 2]);
   assert.deepEqual(r.examples[0]?.values, [2, 3]);
+  assert.match(r.examples[0]?.message ?? '', /skipping 2 known offset\(s\): 1, 2$/);
 
   const i = new HistoryBuilder();
   i.send(0, [[K, 0, 1], [K, 1, 2], [K, 2, 3]]);

@@ -337,11 +337,20 @@ export function parseOp(raw: unknown, line: number): Op {
  */
 export function parseHistory(text: string): Op[] {
   const lines = text.split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  if (lines[lines.length - 1] === '') lines.pop();
+  return parseHistoryLines(lines);
+}
+
+/**
+ * The same over lines already split (no newlines), e.g. from `readline` over a file too
+ * large to hold as one string. Every line must hold an op.
+ */
+export function parseHistoryLines(lines: Iterable<string>): Op[] {
   const ops: Op[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const line = (lines[i] as string).replace(/\r$/, '');
+  let lineNo = 0;
+  for (const text of lines) {
+    lineNo++;
+    const line = text.endsWith('\r') ? text.slice(0, -1) : text;
     if (line.trim() === '') throw new HistoryError(`history line ${lineNo}: blank line (one operation per line)`, lineNo);
     let raw: unknown;
     try {

@@ -6,6 +6,7 @@ import {
   formatHistory,
   formatOp,
   parseHistory,
+  parseHistoryLines,
   topicOf,
   validateHistory,
   type Op,
@@ -43,6 +44,8 @@ test('format and parse round-trip, one op per line with the documented field ord
   assert.deepEqual(parseHistory(text.trimEnd()), ops, 'the trailing newline is optional');
   assert.deepEqual(parseHistory(text.replaceAll('\n', '\r\n')), ops, 'CRLF files parse too');
   assert.deepEqual(parseHistory(''), []);
+  assert.deepEqual(parseHistoryLines(text.trimEnd().split('\n')), ops, 'lines from readline parse the same');
+  assert.throws(() => parseHistoryLines(['']), /history line 1: blank line/);
 });
 
 test('model histories round-trip through the text format', () => {

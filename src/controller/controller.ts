@@ -49,7 +49,9 @@ import {
   type PartitionRecord,
 } from '../metadata/records.ts';
 import { isTopicConfigKey, parseTopicConfig } from '../metadata/topic-config.ts';
+import { CONFIG_VALUE_LENGTH_MAX, REPLICAS_MAX } from '../metadata/codec.ts';
 import { topicNameProblem, unifyCollisionChars } from './names.ts';
+import { checkShape, list, obj, opt, type Shape } from './shape.ts';
 import { planPartitionChange, type ElectionMode } from './partition-change.ts';
 import { hashString, placeReplicas, type ClusterLoad } from './placement.ts';
 import {
@@ -90,7 +92,8 @@ import {
 
 /** Limits on request sizes (every list is bounded). */
 export const ENDPOINTS_MAX = 64;
-export const REPLICATION_FACTOR_MAX = 32767;
+/** Kafka allows 32767; the record codec bounds replica lists (a record every node must read). */
+export const REPLICATION_FACTOR_MAX = REPLICAS_MAX;
 export const RESOURCES_PER_REQUEST_MAX = 10_000;
 export const STRING_LENGTH_MAX = 1024;
 
@@ -101,6 +104,72 @@ export const STRING_LENGTH_MAX = 1024;
  */
 const STALE_BROKER_EPOCH: ErrorName = 'BROKER_ID_NOT_REGISTERED';
 const INVALID_UPDATE_VERSION: ErrorName = 'FENCED_LEADER_EPOCH';
+
+const ENDPOINT = obj({ name: 'string', host: 'string', port: 'int' });
+const ASSIGNMENTS = opt(list(list('int', REPLICAS_MAX)));
+
+/** The structure of each request (field types, list bounds); see shape.ts. */
+const SHAPES = {
+  registerBroker: obj({
+    brokerId: 'int',
+    incarnationId: 'string',
+    endpoints: list(ENDPOINT, ENDPOINTS_MAX),
+    rack: { nullable: 'string' },
+    previousBrokerEpoch: opt('int'),
+  }),
+  brokerHeartbeat: obj({
+    brokerId: 'int',
+    brokerEpoch: 'int',
+    currentMetadataOffset: 'int',
+    caughtUp: 'bool',
+    wantFence: 'bool',
+    wantShutDown: 'bool',
+  }),
+  controlledShutdown: obj({ brokerId: 'int', brokerEpoch: 'int' }),
+  unregisterBroker: obj({ brokerId: 'int' }),
+  createTopics: obj({
+    topics: list(
+      obj({
+        name: 'string',
+        numPartitions: opt('int'),
+        replicationFactor: opt('int'),
+        assignments: ASSIGNMENTS,
+        configs: opt({ dict: 'string', max: 1000 }),
+      }),
+    ),
+    validateOnly: opt('bool'),
+  }),
+  deleteTopics: obj({ topicNames: opt(list('string')), topicIds: opt(list('string')) }),
+  createPartitions: obj({
+    topics: list(obj({ name: 'string', count: 'int', assignments: ASSIGNMENTS })),
+    validateOnly: opt('bool'),
+  }),
+  alterPartition: obj({
+    brokerId: 'int',
+    brokerEpoch: opt('int'),
+    topicId: 'string',
+    partition: 'int',
+    leaderEpoch: 'int',
+    partitionEpoch: 'int',
+    newIsr: list('int', REPLICAS_MAX),
+    newIsrBrokerEpochs: opt(list(obj({ brokerId: 'int', brokerEpoch: 'int' }), REPLICAS_MAX)),
+  }),
+  electLeaders: obj({
+    electionType: { oneOf: ['preferred', 'unclean'] },
+    partitions: opt(list(obj({ topic: 'string', partition: 'int' }))),
+  }),
+  incrementalAlterConfigs: obj({
+    resources: list(
+      obj({
+        resourceType: { oneOf: ['topic', 'broker', 'cluster'] },
+        resourceName: 'string',
+        configs: list(obj({ name: 'string', op: { oneOf: ['set', 'delete'] }, value: { nullable: 'string' } }), 1000),
+      }),
+    ),
+    validateOnly: opt('bool'),
+  }),
+  allocateProducerIds: obj({ brokerId: 'int', brokerEpoch: 'int' }),
+} as const satisfies Record<string, Shape>;
 
 interface Session {
   readonly brokerEpoch: number;
@@ -200,7 +269,7 @@ export class QuorumController {
   // ─── Broker lifecycle ─────────────────────────────────────────────────────────────
 
   registerBroker(req: RegisterBrokerRequest, nowMs: number): ControllerResult<RegisterBrokerResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.registerBroker);
     const fail = (e: ErrorName, m: string): ControllerResult<RegisterBrokerResponse> => ({
       records: [],
       response: { ...apiError(e, m), brokerEpoch: -1 },
@@ -238,7 +307,7 @@ export class QuorumController {
   }
 
   brokerHeartbeat(req: BrokerHeartbeatRequest, nowMs: number): ControllerResult<BrokerHeartbeatResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.brokerHeartbeat);
     const reply = (error: ErrorName, message: string | null, isFenced: boolean, shouldShutDown: boolean) => ({
       ...apiError(error, message),
       isCaughtUp: req.caughtUp === true,
@@ -274,7 +343,7 @@ export class QuorumController {
    * All in one atomic batch, so once it commits the broker leads nothing and may exit.
    */
   controlledShutdown(req: ControlledShutdownRequest, _nowMs: number): ControllerResult<ControlledShutdownResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.controlledShutdown);
     const stale = this.staleBroker(req.brokerId, req.brokerEpoch);
     if (stale !== undefined) return { records: [], response: { ...stale, remainingLeaderships: -1 } };
     this.endSession(req.brokerId);
@@ -298,7 +367,7 @@ export class QuorumController {
   }
 
   unregisterBroker(req: UnregisterBrokerRequest, _nowMs: number): ControllerResult<ReturnType<typeof apiError>> {
-    this.requireActive();
+    this.begin(req, SHAPES.unregisterBroker);
     const b = this.img.broker(req.brokerId);
     if (b === undefined) return { records: [], response: apiError('BROKER_ID_NOT_REGISTERED', `Broker ${req.brokerId} is not registered`) };
     const unregister = record({ type: 'unregisterBroker', brokerId: b.brokerId, brokerEpoch: b.brokerEpoch });
@@ -335,7 +404,7 @@ export class QuorumController {
   // ─── Topics ───────────────────────────────────────────────────────────────────────
 
   createTopics(req: CreateTopicsRequest, _nowMs: number): ControllerResult<CreateTopicsResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.createTopics);
     const topics = req.topics ?? [];
     if (topics.length > RESOURCES_PER_REQUEST_MAX) {
       return {
@@ -350,16 +419,20 @@ export class QuorumController {
     const records: MetadataRecord[] = [];
     const results: CreatableTopicResult[] = [];
     const base = this.img;
+    // One request is one Raft entry: its partitions share one budget, so the entry stays
+    // well below the Raft entry size limit.
+    let budget = this.config['create.topic.partitions.max'];
     for (const t of topics) {
       if ((counts.get(t.name) ?? 0) > 1) {
         results.push(topicFailure(t.name, 'INVALID_REQUEST', `Topic ${t.name} appears more than once in the request`));
         continue;
       }
-      const r = this.createTopic(t);
+      const r = this.createTopic(t, budget);
       if ('error' in r) {
         results.push(r);
         continue;
       }
+      budget -= r.result.numPartitions;
       if (!req.validateOnly) {
         this.append(r.records);
         records.push(...r.records);
@@ -370,7 +443,7 @@ export class QuorumController {
     return { records, response: { topics: results } };
   }
 
-  private createTopic(t: CreatableTopic): CreatableTopicResult | { records: MetadataRecord[]; result: CreatableTopicResult } {
+  private createTopic(t: CreatableTopic, budget: number): CreatableTopicResult | { records: MetadataRecord[]; result: CreatableTopicResult } {
     const name = t.name;
     const nameProblem = topicNameProblem(name);
     if (nameProblem !== undefined) return topicFailure(String(name), 'INVALID_TOPIC_EXCEPTION', nameProblem);
@@ -392,7 +465,7 @@ export class QuorumController {
       if (numPartitionsArg !== -1 || rfArg !== -1) {
         return topicFailure(name, 'INVALID_REQUEST', 'Both numPartitions or replicationFactor and replicasAssignments were set; give one');
       }
-      const problem = this.assignmentProblem(t.assignments, 0);
+      const problem = this.assignmentProblem(t.assignments, 0, budget);
       if (problem !== undefined) return topicFailure(name, problem.error, problem.message);
       assignments = t.assignments.map((a) => [...a]);
     } else {
@@ -401,6 +474,9 @@ export class QuorumController {
       const max = this.config['create.topic.partitions.max'];
       if (!Number.isSafeInteger(numPartitions) || numPartitions < 1 || numPartitions > max) {
         return topicFailure(name, 'INVALID_PARTITIONS', `Number of partitions must be between 1 and ${max}, got ${numPartitions}`);
+      }
+      if (numPartitions > budget) {
+        return topicFailure(name, 'INVALID_PARTITIONS', `One request may create at most ${max} partitions in all; ${budget} are left for this topic`);
       }
       if (!Number.isSafeInteger(rf) || rf < 1 || rf > REPLICATION_FACTOR_MAX) {
         return topicFailure(name, 'INVALID_REPLICATION_FACTOR', `Replication factor must be between 1 and ${REPLICATION_FACTOR_MAX}, got ${rf}`);
@@ -425,7 +501,7 @@ export class QuorumController {
   }
 
   deleteTopics(req: DeleteTopicsRequest, _nowMs: number): ControllerResult<DeleteTopicsResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.deleteTopics);
     const names = req.topicNames ?? [];
     const ids = req.topicIds ?? [];
     if (names.length + ids.length > RESOURCES_PER_REQUEST_MAX) {
@@ -460,11 +536,12 @@ export class QuorumController {
   }
 
   createPartitions(req: CreatePartitionsRequest, _nowMs: number): ControllerResult<CreatePartitionsResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.createPartitions);
     const base = this.img;
     const records: MetadataRecord[] = [];
     const results: CreatePartitionsTopicResult[] = [];
     const seen = new Set<string>();
+    let budget = this.config['create.topic.partitions.max'];
     for (const t of (req.topics ?? []).slice(0, RESOURCES_PER_REQUEST_MAX)) {
       const fail = (e: ErrorName, m: string): void => void results.push({ ...apiError(e, m), name: t.name });
       if (seen.has(t.name)) {
@@ -483,8 +560,8 @@ export class QuorumController {
         fail('INVALID_PARTITIONS', `Topic currently has ${current} partitions, which is higher than or equal to the requested ${t.count}`);
         continue;
       }
-      if (t.count - current > max) {
-        fail('INVALID_PARTITIONS', `At most ${max} partitions may be added in one request, asked for ${t.count - current}`);
+      if (t.count - current > budget) {
+        fail('INVALID_PARTITIONS', `At most ${max} partitions may be added in one request; ${budget} are left, asked for ${t.count - current}`);
         continue;
       }
       const rf = topic.partitions[0]!.replicas.length;
@@ -494,7 +571,7 @@ export class QuorumController {
           fail('INVALID_REPLICA_ASSIGNMENT', `Got ${t.assignments.length} assignments for ${t.count - current} new partitions`);
           continue;
         }
-        const problem = this.assignmentProblem(t.assignments, rf);
+        const problem = this.assignmentProblem(t.assignments, rf, budget);
         if (problem !== undefined) {
           fail(problem.error, problem.message);
           continue;
@@ -509,6 +586,7 @@ export class QuorumController {
           continue;
         }
       }
+      budget -= assignments.length;
       const recs = assignments.map((replicas, i) => this.newPartition(topic.topicId, current + i, replicas));
       if (!req.validateOnly) {
         this.append(recs);
@@ -530,7 +608,7 @@ export class QuorumController {
    * unfenced (and at the epoch the leader saw, when given) [KIP-903].
    */
   alterPartition(req: AlterPartitionRequest, _nowMs: number): ControllerResult<AlterPartitionResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.alterPartition);
     const p = this.img.partition(req.topicId, req.partition);
     const fail = (e: ErrorName, m: string): ControllerResult<AlterPartitionResponse> => ({
       records: [],
@@ -596,7 +674,7 @@ export class QuorumController {
 
   /** Admin ElectLeaders: preferred (back to replicas[0]) or unclean (offline partitions only). */
   electLeaders(req: ElectLeadersRequest, _nowMs: number): ControllerResult<ElectLeadersResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.electLeaders);
     const targets: { topic: string; partition: number }[] =
       req.partitions?.slice(0, RESOURCES_PER_REQUEST_MAX).map((x) => ({ topic: x.topic, partition: x.partition })) ??
       [...this.img.topicsById.values()].flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition })));
@@ -648,7 +726,7 @@ export class QuorumController {
   // ─── Configs ──────────────────────────────────────────────────────────────────────
 
   incrementalAlterConfigs(req: IncrementalAlterConfigsRequest, _nowMs: number): ControllerResult<IncrementalAlterConfigsResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.incrementalAlterConfigs);
     const records: MetadataRecord[] = [];
     const results: AlterConfigsResourceResult[] = [];
     const base = this.img;
@@ -677,6 +755,9 @@ export class QuorumController {
       for (const c of res.configs ?? []) {
         if (typeof c.name !== 'string' || !isTopicConfigKey(c.name)) problem ??= `Unknown configuration ${JSON.stringify(c.name)}`;
         else if (c.op === 'set' && typeof c.value !== 'string') problem ??= `Config ${c.name}: set needs a value`;
+        else if (c.op === 'set' && (c.value as string).length > CONFIG_VALUE_LENGTH_MAX) {
+          problem ??= `Config ${c.name}: the value is longer than ${CONFIG_VALUE_LENGTH_MAX} characters`;
+        }
         else if (c.op !== 'set' && c.op !== 'delete') problem ??= `Config ${c.name}: unknown operation ${JSON.stringify(c.op)}`;
         if (problem !== undefined) break;
         if (c.op === 'set') merged[c.name] = c.value as string;
@@ -715,7 +796,7 @@ export class QuorumController {
   // ─── Producer ids [KIP-730] ───────────────────────────────────────────────────────
 
   allocateProducerIds(req: AllocateProducerIdsRequest, _nowMs: number): ControllerResult<AllocateProducerIdsResponse> {
-    this.requireActive();
+    this.begin(req, SHAPES.allocateProducerIds);
     const stale = this.staleBroker(req.brokerId, req.brokerEpoch);
     if (stale !== undefined) return { records: [], response: { ...stale, producerIdStart: -1, producerIdLen: 0 } };
     const start = this.img.nextProducerId;
@@ -728,6 +809,12 @@ export class QuorumController {
   }
 
   // ─── Internals ────────────────────────────────────────────────────────────────────
+
+  /** Every request handler starts here: only the active controller answers, and only well-formed requests. */
+  private begin(req: unknown, shape: Shape): void {
+    this.requireActive();
+    checkShape(req, shape, 'request');
+  }
 
   private requireActive(): void {
     if (!this.active) throw new RaftkaError('NOT_CONTROLLER', 'This node is not the active controller');
@@ -861,11 +948,18 @@ export class QuorumController {
   }
 
   /** Checks manual replica assignments; `rf` 0 means "any, but the same for all". */
-  private assignmentProblem(assignments: readonly (readonly number[])[], rf: number): { error: ErrorName; message: string } | undefined {
+  private assignmentProblem(
+    assignments: readonly (readonly number[])[],
+    rf: number,
+    budget: number,
+  ): { error: ErrorName; message: string } | undefined {
     const bad = (message: string) => ({ error: 'INVALID_REPLICA_ASSIGNMENT' as const, message });
     if (!Array.isArray(assignments) || assignments.length === 0) return bad('No partitions in the replica assignment');
-    if (assignments.length > this.config['create.topic.partitions.max']) {
-      return { error: 'INVALID_PARTITIONS', message: `At most ${this.config['create.topic.partitions.max']} partitions per request` };
+    if (assignments.length > budget) {
+      return {
+        error: 'INVALID_PARTITIONS',
+        message: `One request may create at most ${this.config['create.topic.partitions.max']} partitions in all; ${budget} are left`,
+      };
     }
     const want = rf === 0 ? assignments[0]!.length : rf;
     for (const [i, a] of assignments.entries()) {
@@ -903,6 +997,7 @@ function topicConfigProblem(configs: Readonly<Record<string, unknown>>): string 
   for (const [k, v] of Object.entries(configs)) {
     if (!isTopicConfigKey(k)) return `Unknown topic configuration ${JSON.stringify(k)}`;
     if (typeof v !== 'string') return `Configuration ${k} must be given as a string`;
+    if (v.length > CONFIG_VALUE_LENGTH_MAX) return `Configuration ${k}: the value is longer than ${CONFIG_VALUE_LENGTH_MAX} characters`;
   }
   try {
     parseTopicConfig(configs as Record<string, string>);

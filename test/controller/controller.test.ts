@@ -96,14 +96,22 @@ test('registration and heartbeat input is validated', () => {
     assert.match(r.errorMessage!, re);
   };
   bad({ brokerId: -1 }, /Broker id -1/);
-  bad({ brokerId: 1.5 }, /Broker id 1.5/);
   bad({ incarnationId: 'x' }, /not a uuid/);
   bad({ endpoints: [] }, /between 1 and 64 endpoints/);
   bad({ endpoints: [{ name: 'A', host: 'h', port: 0 }] }, /port 0/);
   bad({ endpoints: [{ name: 'A', host: '', port: 1 }] }, /no host/);
-  bad({ endpoints: [null] }, /must be an object/);
   bad({ endpoints: [{ name: 'A', host: 'h', port: 1 }, { name: 'A', host: 'h', port: 2 }] }, /listed twice/);
   bad({ rack: '' }, /Rack/);
+  // Structurally malformed requests are refused whole, before anything is touched.
+  const malformed = (patch: Record<string, unknown>, re: RegExp): void =>
+    assert.throws(
+      () => c.registerBroker({ ...base, ...patch } as never, h.nowMs),
+      (e: unknown) => isRaftkaError(e, 'INVALID_REQUEST') && re.test(e.message),
+    );
+  malformed({ brokerId: 1.5 }, /request.brokerId is not an integer/);
+  malformed({ endpoints: [null] }, /request.endpoints\[0\] is not an object/);
+  malformed({ endpoints: 'x' }, /request.endpoints is not a list/);
+  malformed({ endpoints: Array.from({ length: 65 }, (_, i) => ({ name: `L${i}`, host: 'h', port: 1 })) }, /at most 64/);
   assert.equal(h.image.brokers.size, 0);
   const hb = h.commit(
     c.brokerHeartbeat({ brokerId: 9, brokerEpoch: 1, currentMetadataOffset: 0, caughtUp: true, wantFence: false, wantShutDown: false }, 0),
@@ -589,14 +597,17 @@ test('IncrementalAlterConfigs sets and deletes validated keys on topics and the 
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'bogus', op: 'set', value: '1' }] },
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'set', value: 'x' }] },
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'set' }] },
-    { resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'append', value: '1' }] },
     { resourceType: 'topic', resourceName: 't', configs: [{ name: 'bogus', op: 'delete' }] },
     { resourceType: 'cluster', resourceName: 'x', configs: [] },
     { resourceType: 'broker', resourceName: 'one', configs: [] },
   ]);
   assert.deepEqual(
     r.map((x) => x.error),
-    ['UNKNOWN_TOPIC_OR_PARTITION', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_REQUEST', 'INVALID_REQUEST'],
+    ['UNKNOWN_TOPIC_OR_PARTITION', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_REQUEST', 'INVALID_REQUEST'],
+  );
+  assert.throws(
+    () => alter([{ resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'append', value: '1' }] }]),
+    (e: unknown) => isRaftkaError(e, 'INVALID_REQUEST') && /op is not one of set, delete/.test(e.message),
   );
   const before = h.image.offset;
   r = alter([{ resourceType: 'topic', resourceName: 't', configs: [{ name: 'retention.ms', op: 'set', value: '7' }] }], true);

@@ -6,7 +6,16 @@ import { uuidToBase64 } from '../../src/common/ids.ts';
 import { SeededRandom } from '../../src/common/random.ts';
 import { QuorumController, type ActivateOptions } from '../../src/controller/controller.ts';
 import { controllerConfig, type BrokerHeartbeatResponse, type ControllerResult } from '../../src/controller/types.ts';
-import { MetadataStateMachine, encodeRecords, imagesEqual, type MetadataImage, type PartitionState } from '../../src/metadata/index.ts';
+import {
+  MetadataStateMachine,
+  NO_LEADER,
+  decodeSnapshot,
+  encodeRecords,
+  encodeSnapshot,
+  imagesEqual,
+  type MetadataImage,
+  type PartitionState,
+} from '../../src/metadata/index.ts';
 
 export function incarnation(brokerId: number, generation = 0): string {
   const b = Buffer.alloc(16);
@@ -144,4 +153,54 @@ export class Harness {
       ),
     );
   }
+}
+
+export interface History {
+  epochs: Map<string, { leader: number; leaderEpoch: number; partitionEpoch: number }>;
+  producerIdsEnd: number;
+  brokerEpochs: Map<number, number>;
+}
+
+/** The named invariants every committed image must hold (see invariants.test.ts). */
+export function checkInvariants(img: MetadataImage, hist: History, step: string): void {
+  const usable = (b: number): boolean => img.isUnfenced(b);
+  for (const t of img.topicsById.values()) {
+    const cfg = img.topicConfig(t.name);
+    for (const p of t.partitions) {
+      const where = `${step}: ${t.name}-${p.partition} ${JSON.stringify(p)}`;
+      const inReplicas = (xs: readonly number[]): boolean => xs.every((b) => p.replicas.includes(b));
+      assert.ok(inReplicas(p.isr), `isr ⊆ replicas; ${where}`);
+      assert.ok(inReplicas(p.elr), `elr ⊆ replicas; ${where}`);
+      assert.ok(!p.elr.some((b) => p.isr.includes(b)), `isr ∩ elr = ∅; ${where}`);
+      assert.ok(p.leader === NO_LEADER || p.isr.includes(p.leader), `leader ∈ isr; ${where}`);
+      assert.ok(p.leader === NO_LEADER || usable(p.leader), `no fenced leader; ${where}`);
+      assert.ok(p.isr.every(usable), `isr members are unfenced; ${where}`);
+      assert.ok(p.elr.length === 0 || p.isr.length < cfg['min.insync.replicas'], `elr only below min isr; ${where}`);
+      if (p.leader === NO_LEADER) {
+        assert.ok(!p.isr.some(usable) && !p.elr.some(usable), `an offline partition has no clean candidate; ${where}`);
+        if (cfg['unclean.leader.election.enable']) assert.ok(!p.replicas.some(usable), `unclean: no usable replica left; ${where}`);
+      }
+      const key = `${p.topicId}-${p.partition}`;
+      const prev = hist.epochs.get(key);
+      if (prev !== undefined) {
+        assert.ok(p.leaderEpoch >= prev.leaderEpoch, `leader epochs only grow; ${where}`);
+        assert.ok(p.partitionEpoch >= prev.partitionEpoch, `partition epochs only grow; ${where}`);
+        if (p.leader !== prev.leader) assert.ok(p.leaderEpoch > prev.leaderEpoch, `a new leader has a new epoch; ${where}`);
+      }
+      hist.epochs.set(key, { leader: p.leader, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch });
+    }
+  }
+  assert.ok(img.nextProducerId >= hist.producerIdsEnd, `producer-id blocks never move back; ${step}`);
+  assert.equal(img.nextProducerId % 1000, 0);
+  hist.producerIdsEnd = img.nextProducerId;
+  for (const b of img.brokers.values()) {
+    const prev = hist.brokerEpochs.get(b.brokerId);
+    assert.ok(prev === undefined || b.brokerEpoch >= prev, `broker epochs only grow; ${step}`);
+    hist.brokerEpochs.set(b.brokerId, b.brokerEpoch);
+  }
+  assert.ok(imagesEqual(decodeSnapshot(encodeSnapshot(img)), img), `snapshot round trip; ${step}`);
+}
+
+export function newHistory(): History {
+  return { epochs: new Map(), producerIdsEnd: 0, brokerEpochs: new Map() };
 }

@@ -5,11 +5,9 @@
 // checks, at every commit, that the controller's view equals the image replayed from the
 // encoded records.
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { NO_LEADER, decodeSnapshot, encodeSnapshot, imagesEqual, type MetadataImage } from '../../src/metadata/index.ts';
 import { assertProperty } from '../support/property.ts';
-import { Harness } from './harness.ts';
+import { Harness, checkInvariants, newHistory } from './harness.ts';
 
 const BROKERS = [1, 2, 3, 4, 5];
 const TOPICS = ['a', 'b', 'c'];
@@ -186,57 +184,12 @@ function run(h: Harness, x: Cmd): void {
   }
 }
 
-interface History {
-  epochs: Map<string, { leader: number; leaderEpoch: number; partitionEpoch: number }>;
-  producerIdsEnd: number;
-  brokerEpochs: Map<number, number>;
-}
-
-function checkInvariants(img: MetadataImage, hist: History, step: string): void {
-  const usable = (b: number): boolean => img.isUnfenced(b);
-  for (const t of img.topicsById.values()) {
-    const cfg = img.topicConfig(t.name);
-    for (const p of t.partitions) {
-      const where = `${step}: ${t.name}-${p.partition} ${JSON.stringify(p)}`;
-      const inReplicas = (xs: readonly number[]): boolean => xs.every((b) => p.replicas.includes(b));
-      assert.ok(inReplicas(p.isr), `isr ⊆ replicas; ${where}`);
-      assert.ok(inReplicas(p.elr), `elr ⊆ replicas; ${where}`);
-      assert.ok(!p.elr.some((b) => p.isr.includes(b)), `isr ∩ elr = ∅; ${where}`);
-      assert.ok(p.leader === NO_LEADER || p.isr.includes(p.leader), `leader ∈ isr; ${where}`);
-      assert.ok(p.leader === NO_LEADER || usable(p.leader), `no fenced leader; ${where}`);
-      assert.ok(p.isr.every(usable), `isr members are unfenced; ${where}`);
-      assert.ok(p.elr.length === 0 || p.isr.length < cfg['min.insync.replicas'], `elr only below min isr; ${where}`);
-      if (p.leader === NO_LEADER) {
-        assert.ok(!p.isr.some(usable) && !p.elr.some(usable), `an offline partition has no clean candidate; ${where}`);
-        if (cfg['unclean.leader.election.enable']) assert.ok(!p.replicas.some(usable), `unclean: no usable replica left; ${where}`);
-      }
-      const key = `${p.topicId}-${p.partition}`;
-      const prev = hist.epochs.get(key);
-      if (prev !== undefined) {
-        assert.ok(p.leaderEpoch >= prev.leaderEpoch, `leader epochs only grow; ${where}`);
-        assert.ok(p.partitionEpoch >= prev.partitionEpoch, `partition epochs only grow; ${where}`);
-        if (p.leader !== prev.leader) assert.ok(p.leaderEpoch > prev.leaderEpoch, `a new leader has a new epoch; ${where}`);
-      }
-      hist.epochs.set(key, { leader: p.leader, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch });
-    }
-  }
-  assert.ok(img.nextProducerId >= hist.producerIdsEnd, `producer-id blocks never move back; ${step}`);
-  assert.equal(img.nextProducerId % 1000, 0);
-  hist.producerIdsEnd = img.nextProducerId;
-  for (const b of img.brokers.values()) {
-    const prev = hist.brokerEpochs.get(b.brokerId);
-    assert.ok(prev === undefined || b.brokerEpoch >= prev, `broker epochs only grow; ${step}`);
-    hist.brokerEpochs.set(b.brokerId, b.brokerEpoch);
-  }
-  assert.ok(imagesEqual(decodeSnapshot(encodeSnapshot(img)), img), `snapshot round trip; ${step}`);
-}
-
 test('controller invariants hold over random operation sequences', async () => {
   await assertProperty(
     'controller invariants',
     fc.property(fc.array(cmd, { minLength: 1, maxLength: 80, size: 'max' }), fc.integer({ min: 1, max: 1000 }), (cmds, seed) => {
       const h = new Harness({ 'broker.session.timeout.ms': SESSION_MS, 'leader.imbalance.check.interval.ms': 2000 }, seed);
-      const hist: History = { epochs: new Map(), producerIdsEnd: 0, brokerEpochs: new Map() };
+      const hist = newHistory();
       h.startBrokers([1, 2, 3], ['r0', 'r1', 'r2']);
       cmds.forEach((x, i) => {
         run(h, x);

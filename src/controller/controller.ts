@@ -13,11 +13,14 @@
 //     controller has already replayed them into its own view, so the next request sees
 //     them, as KRaft's active controller does), and send `response` once that entry
 //     commits. If `records` is empty, send `response` once every entry proposed so far
-//     has committed (it may describe state that is not committed yet).
+//     has committed (it may describe state that is not committed yet). A handler
+//     throws only RaftkaError NOT_CONTROLLER (inactive) or INVALID_REQUEST (a
+//     structurally malformed request, refused before anything changed): answer the
+//     request with that code. Anything else thrown is a bug: deactivate.
 //  3. Call `tick(now)` every ~100 ms (fences brokers whose session expired, rebalances
 //     preferred leaders) and `brokerDisconnected(id, epoch, now)` when a broker's
 //     heartbeat connection drops (fast failover), proposing what they return.
-//  4. If a proposal fails (leadership lost, entry overwritten, timeout), or Raft
+//  4. If a proposal fails (leadership lost, entry overwritten, timeout, too large), or Raft
 //     leadership moves away: `deactivate()`, fail the pending responses with
 //     NOT_CONTROLLER, and start over at step 1 when leading again. The speculative view
 //     may hold records that will never commit; only a fresh activation from the

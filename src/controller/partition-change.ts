@@ -89,10 +89,14 @@ export function planPartitionChange(input: PartitionChangeInput): PartitionChang
       leader = clean;
       outcome = 'clean';
     } else if (fromElr !== undefined) {
+      // No ISR member can lead, so any left are unusable: they step into the ELR
+      // beside the others (they held the high watermark too) and the ISR restarts
+      // from the elected replica [KIP-966].
       leader = fromElr;
       outcome = 'elr';
-      isr = order([...isr, fromElr]);
-      elr = recomputeElr(isr, elr);
+      const unusable = isr;
+      isr = [fromElr];
+      elr = recomputeElr(isr, [...elr, ...unusable]);
     } else if (input.uncleanLeaderElectionEnable || mode === 'unclean') {
       const candidates = [...lastKnownElr, ...p.replicas];
       const unclean = candidates.find((b) => input.usable(b));

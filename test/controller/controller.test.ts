@@ -5,7 +5,7 @@ import { isUuid } from '../../src/common/ids.ts';
 import { SeededRandom } from '../../src/common/random.ts';
 import { QuorumController } from '../../src/controller/controller.ts';
 import { controllerConfig } from '../../src/controller/types.ts';
-import { NO_LEADER, PRODUCER_ID_BLOCK_SIZE } from '../../src/metadata/index.ts';
+import { NO_LEADER, PRODUCER_ID_BLOCK_SIZE, encodeRecords } from '../../src/metadata/index.ts';
 import { Harness, incarnation } from './harness.ts';
 
 const SESSION_MS = 1000;
@@ -298,6 +298,28 @@ test('CreateTopics refuses bad input with the Kafka error for each topic', () =>
   h.heartbeat(3, { wantFence: true });
   const fenced = h.commit(h.controller.createTopics({ topics: [{ name: 'f', assignments: [[3]] }] }, h.nowMs));
   assert.equal(fenced.topics[0]!.error, 'INVALID_REPLICA_ASSIGNMENT');
+});
+
+test('one request creates at most create.topic.partitions.max partitions, in a Raft-sized entry', () => {
+  const h = cluster(3);
+  const r = h.controller.createTopics(
+    {
+      topics: [
+        { name: 'big', numPartitions: 6000, replicationFactor: 3 },
+        { name: 'more', numPartitions: 4000, replicationFactor: 3 },
+        { name: 'over', numPartitions: 1 },
+        { name: 'over-manual', assignments: [[1]] },
+      ],
+    },
+    h.nowMs,
+  );
+  assert.deepEqual(r.response.topics.map((t) => t.error), ['NONE', 'NONE', 'INVALID_PARTITIONS', 'INVALID_PARTITIONS']);
+  assert.match(r.response.topics[2]!.errorMessage!, /at most 10000 partitions in all; 0 are left/);
+  const bytes = encodeRecords(r.records).byteLength;
+  assert.ok(bytes < 4 * 1024 * 1024, `a full request encodes to ${bytes} bytes, well below Raft's 8 MiB entry limit`);
+  h.commit(r);
+  const more = h.commit(h.controller.createPartitions({ topics: [{ name: 'more', count: 14_001 }] }, h.nowMs));
+  assert.equal(more.topics[0]!.error, 'INVALID_PARTITIONS');
 });
 
 test('DeleteTopics removes topics by name and id, with their configs; names can be reused', () => {

@@ -38,7 +38,7 @@
 // Every transition to fenced (or away) takes the broker out of every ISR and moves its
 // leaderships in the same atomic batch (see partition-change.ts), so no committed image
 // has a fenced leader or a fenced ISR member.
-import { RaftkaError, isRaftkaError, type ErrorName } from '../common/errors.ts';
+import { RaftkaError, assert, isRaftkaError, type ErrorName } from '../common/errors.ts';
 import { isUuid, uuidToBase64 } from '../common/ids.ts';
 import type { Random } from '../common/random.ts';
 import { replayAll } from '../metadata/delta.ts';
@@ -63,6 +63,7 @@ import {
   controllerConfig,
   type AllocateProducerIdsRequest,
   type AllocateProducerIdsResponse,
+  type AlterableConfig,
   type AlterConfigsResourceResult,
   type AlterPartitionRequest,
   type AlterPartitionResponse,
@@ -238,6 +239,19 @@ export class QuorumController {
     nowMs: number,
     opts: ActivateOptions = {},
   ): ControllerResult<null> {
+    const records: ConfigRecord[] = [];
+    const present = committed.configsOf('cluster', '');
+    const defaults = opts.clusterConfigDefaults ?? {};
+    for (const name of Object.keys(defaults).sort()) {
+      if (!present.has(name)) records.push(record({ type: 'config', resourceType: 'cluster', resourceName: '', name, value: defaults[name]! }));
+    }
+    // Validated before anything changes, so that a typo in a node's configuration stops
+    // it at start-up rather than reaching the log.
+    if (records.length > 0) parseTopicConfig(Object.fromEntries(records.map((r) => [r.name, r.value!])));
+    assert(
+      controllerEpoch >= committed.controllerEpoch,
+      () => `controller epoch ${controllerEpoch} is older than the image's ${committed.controllerEpoch}`,
+    );
     this.img = committed;
     this.active = true;
     this.epoch = controllerEpoch;
@@ -248,16 +262,6 @@ export class QuorumController {
       this.sessions.set(b.brokerId, { brokerEpoch: b.brokerEpoch, lastContactMs: nowMs - (timeoutMs - initialMs) });
     }
     this.lastRebalanceMs = nowMs;
-    const records: ConfigRecord[] = [];
-    const present = committed.configsOf('cluster', '');
-    const defaults = opts.clusterConfigDefaults ?? {};
-    for (const name of Object.keys(defaults).sort()) {
-      if (!present.has(name)) records.push(record({ type: 'config', resourceType: 'cluster', resourceName: '', name, value: defaults[name]! }));
-    }
-    if (records.length > 0) {
-      // Validated here so that a typo in a node's configuration stops it at start-up.
-      parseTopicConfig(Object.fromEntries(records.map((r) => [r.name, r.value!])));
-    }
     this.append(records);
     return { records, response: null };
   }
@@ -436,10 +440,10 @@ export class QuorumController {
         continue;
       }
       budget -= r.result.numPartitions;
-      if (!req.validateOnly) {
-        this.append(r.records);
-        records.push(...r.records);
-      }
+      // Appended even when only validating, so later topics of the request see this one
+      // (name collisions, placement load); a validation run then restores the image.
+      this.append(r.records);
+      if (!req.validateOnly) records.push(...r.records);
       results.push(r.result);
     }
     if (req.validateOnly) this.img = base;
@@ -591,10 +595,8 @@ export class QuorumController {
       }
       budget -= assignments.length;
       const recs = assignments.map((replicas, i) => this.newPartition(topic.topicId, current + i, replicas));
-      if (!req.validateOnly) {
-        this.append(recs);
-        records.push(...recs);
-      }
+      this.append(recs);
+      if (!req.validateOnly) records.push(...recs);
       results.push({ ...OK, name: t.name });
     }
     if (req.validateOnly) this.img = base;
@@ -756,12 +758,7 @@ export class QuorumController {
       const recs: MetadataRecord[] = [];
       let problem: string | undefined;
       for (const c of res.configs ?? []) {
-        if (typeof c.name !== 'string' || !isTopicConfigKey(c.name)) problem ??= `Unknown configuration ${JSON.stringify(c.name)}`;
-        else if (c.op === 'set' && typeof c.value !== 'string') problem ??= `Config ${c.name}: set needs a value`;
-        else if (c.op === 'set' && (c.value as string).length > CONFIG_VALUE_LENGTH_MAX) {
-          problem ??= `Config ${c.name}: the value is longer than ${CONFIG_VALUE_LENGTH_MAX} characters`;
-        }
-        else if (c.op !== 'set' && c.op !== 'delete') problem ??= `Config ${c.name}: unknown operation ${JSON.stringify(c.op)}`;
+        problem = configOpProblem(c);
         if (problem !== undefined) break;
         if (c.op === 'set') merged[c.name] = c.value as string;
         else delete merged[c.name];
@@ -993,6 +990,16 @@ export class QuorumController {
 
 function topicFailure(name: string, error: ErrorName, message: string): CreatableTopicResult {
   return { ...apiError(error, message), name, topicId: '', numPartitions: -1, replicationFactor: -1 };
+}
+
+function configOpProblem(c: AlterableConfig): string | undefined {
+  if (typeof c.name !== 'string' || !isTopicConfigKey(c.name)) return `Unknown configuration ${JSON.stringify(c.name)}`;
+  if (c.op !== 'set' && c.op !== 'delete') return `Config ${c.name}: unknown operation ${JSON.stringify(c.op)}`;
+  if (c.op === 'set' && typeof c.value !== 'string') return `Config ${c.name}: set needs a value`;
+  if (c.op === 'set' && (c.value as string).length > CONFIG_VALUE_LENGTH_MAX) {
+    return `Config ${c.name}: the value is longer than ${CONFIG_VALUE_LENGTH_MAX} characters`;
+  }
+  return undefined;
 }
 
 function topicConfigProblem(configs: Readonly<Record<string, unknown>>): string | undefined {

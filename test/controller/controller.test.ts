@@ -245,6 +245,10 @@ test('CreateTopics creates partitions, ISR and configs; ids are uuids', () => {
   assert.equal(v.response.topics[0]!.error, 'NONE');
   assert.equal(h.commit(v).topics.length, 1);
   assert.equal(h.image.topic('dry'), undefined);
+  // A validation run sees the request's earlier topics, as the real run would.
+  const v2 = h.commit(h.controller.createTopics({ topics: [{ name: 'x.y' }, { name: 'x_y' }], validateOnly: true }, h.nowMs));
+  assert.deepEqual(v2.topics.map((t) => t.error), ['NONE', 'INVALID_TOPIC_EXCEPTION']);
+  assert.equal(h.image.topic('x.y'), undefined);
   // Manual assignment: ISR holds only unfenced replicas.
   h.heartbeat(3, { wantFence: true });
   const m = h.commit(h.controller.createTopics({ topics: [{ name: 'manual', assignments: [[3, 1], [1, 2]] }] }, h.nowMs)).topics[0]!;

@@ -763,6 +763,14 @@ export class RaftCore implements RaftNode {
     if (pr === undefined) return;
     pr.lastHeardMs = this.now;
     if (m.readContext > pr.readAck) pr.readAck = m.readContext;
+    // A follower never loses entries it acknowledged, unless its disk was lost. Two reports
+    // in a row, so a heartbeat response overtaken by a later append ack does not count.
+    if (m.lastLogIndex < pr.match) {
+      pr.shortLogReports += 1;
+      if (pr.shortLogReports >= 2) pr.resetAfterLostLog(m.lastLogIndex);
+    } else {
+      pr.shortLogReports = 0;
+    }
     // Flow-control recovery after lost messages: a probe is re-sent once per heartbeat;
     // appends in flight longer than a heartbeat interval are presumed lost.
     if (pr.state === 'probe') pr.probeSent = false;

@@ -39,6 +39,8 @@ export class Progress {
   readAck = 0;
   /** The highest commit index this follower has been told it may use. */
   commitSent = 0;
+  /** Heartbeat responses in a row that showed a log shorter than `match` (a lost disk). */
+  shortLogReports = 0;
 
   constructor(
     readonly nodeId: NodeId,
@@ -70,6 +72,18 @@ export class Progress {
     this.state = 'snapshot';
     this.inflight.length = 0;
     this.snapshot = { index, offset: 0, sentMs: null };
+  }
+
+  /**
+   * The follower's log is shorter than what it acknowledged: its disk was lost (wiped and
+   * re-formatted, KIP-853). What it acknowledged is gone, so forget it and probe again
+   * from where its log ends now.
+   */
+  resetAfterLostLog(lastLogIndex: number): void {
+    this.match = 0;
+    this.becomeProbe();
+    this.next = lastLogIndex + 1;
+    this.shortLogReports = 0;
   }
 
   /** A successful append response: returns whether it told us something new. */

@@ -171,7 +171,10 @@ export interface HeartbeatRequest extends MessageBase {
 export interface HeartbeatResponse extends MessageBase {
   readonly type: 'heartbeatResponse';
   readonly readContext: number;
-  /** The follower's last log index: informational (lag), replication uses append responses. */
+  /**
+   * The follower's last log index. Below what it acknowledged, it lost its disk: the leader
+   * then forgets those acknowledgements and probes again.
+   */
   readonly lastLogIndex: number;
 }
 

@@ -105,3 +105,34 @@ void test('a config entry takes effect on a follower when appended and is undone
   assert.deepEqual(f.clusterConfig(), configOf([1, 2, 3]), 'truncated with its entry');
   assert.equal(outbox(f).some((m) => m.type === 'appendResponse' && m.success), true);
 });
+
+void test('a voter whose disk was wiped is re-replicated but cannot vote until it is re-added with its new directory id', () => {
+  const sim = electedSim([1, 2, 3], [1, 2, 3], 34);
+  const leader = sim.leader()!;
+  for (let i = 0; i < 5; i++) sim.propose(bytes(`w${i}`));
+  sim.run(500);
+  const wiped = [1, 2, 3].find((id) => id !== leader.id)!;
+  const third = [1, 2, 3].find((id) => id !== leader.id && id !== wiped)!;
+  sim.wipe(wiped);
+  sim.restart(wiped);
+  assert.equal(sim.core(wiped).lastIndex(), 0);
+  // The leader notices the lost log and replicates everything again.
+  assert.ok(sim.runUntil(3000, () => sim.node(wiped).machine.applied >= leader.commitIndex));
+  assert.equal(sim.core(wiped).softState().voter, false, 'the config names its old disk');
+  // With the leader down, the third voter cannot be elected by the wiped node's vote alone.
+  sim.crash(leader.id);
+  sim.run(8000);
+  assert.equal(sim.leader(), null, 'no quorum: the wiped node must not vote as its old self');
+  sim.restart(leader.id);
+  assert.ok(sim.runUntil(8000, () => sim.leader() !== null && sim.leader()!.commitIndex >= sim.leader()!.lastIndex()));
+  // The operator replaces the voter: remove, then add with the new directory id.
+  const l = sim.leader()!;
+  const removed = l.proposeConfigChange({ type: 'removeVoter', nodeId: wiped });
+  assert.ok(removed.ok);
+  assert.ok(sim.runUntil(2000, () => l.commitIndex >= removed.index));
+  const added = l.proposeConfigChange({ type: 'addVoter', voter: { nodeId: wiped, directoryId: sim.node(wiped).directoryId } });
+  assert.ok(added.ok);
+  assert.ok(sim.runUntil(2000, () => sim.node(wiped).machine.applied >= added.index));
+  assert.equal(sim.core(wiped).softState().voter, true);
+  assert.ok(third > 0);
+});

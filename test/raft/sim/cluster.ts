@@ -88,11 +88,14 @@ export class SimNode {
   machine: Machine = { applied: 0, hash: 0 };
   disk: Disk = { hard: EMPTY_HARD_STATE, snapshot: null, entries: [] };
   incarnation = 0;
+  /** How many times the disk was wiped and re-formatted. */
+  formats = 0;
   /** Highest commit index seen in this incarnation (it must never move back). */
   lastCommit = 0;
   constructor(
     readonly id: NodeId,
-    readonly directoryId: string,
+    /** Changes when the disk is wiped and re-formatted. */
+    public directoryId: string,
   ) {}
   get up(): boolean {
     return this.core !== null;
@@ -191,6 +194,30 @@ export class SimCluster {
     // Writes handed to the disk but not persisted are lost with the process.
     n.core = null;
     n.pending = null;
+  }
+
+  /**
+   * The disk is lost and re-formatted: an empty log and a new directory id. The node
+   * keeps its node id, so the configuration still names it, with the old directory id:
+   * it must not vote or be counted as that voter any more [KIP-853].
+   */
+  wipe(id: NodeId): void {
+    const n = this.node(id);
+    this.crash(id);
+    n.disk = { hard: EMPTY_HARD_STATE, snapshot: null, entries: [] };
+    n.formats += 1;
+    n.directoryId = dirId(id, n.formats);
+  }
+
+  /** Whether a majority of `id`'s current voters still have the disk they were added with. */
+  quorumIntact(): boolean {
+    for (const n of this.nodes.values()) {
+      const cfg = n.core?.clusterConfig();
+      if (cfg === undefined) continue;
+      const intact = cfg.voters.filter((v) => this.nodes.get(v.nodeId)?.directoryId === v.directoryId).length;
+      if (intact < Math.floor(cfg.voters.length / 2) + 1) return false;
+    }
+    return true;
   }
 
   restart(id: NodeId): void {

@@ -11,14 +11,16 @@
 // ─── The persistence rule (read this before writing a driver) ───────────────────────
 // For each Ready, in this order [Raft §5.1, §5.2; DESIGN.md "persist, then send, then
 // apply"]:
-//   1. persist: `snapshot` (if any), then delete stable entries with index >= 
-//      `truncateFrom` (if set), append `entries`, write `hardState` (if any); sync.
+//   1. persist: `snapshot` (if any, dropping every stored entry up to its index), then
+//      delete stored entries with index >= `truncateFrom` (if set), append `entries`,
+//      write `hardState` (if any); sync.
 //   2. send `messages` — only after step 1 is durable. A vote is granted and an append
 //      acknowledged by a message in this list; sending it before the write is synced
 //      lets a crash forget a vote or an acknowledged entry, which breaks election
 //      safety and can lose committed entries.
-//   3. apply: `restore(snapshot.data)` if a snapshot is present, then `apply` every entry
-//      of `committedEntries` in order.
+//   3. apply: `restore(snapshot)` if a snapshot is present, then `apply` every entry of
+//      `committedEntries` in order. (`readStates` may be answered once the applied index
+//      reaches theirs.)
 //   4. call `core.advance(ready)`. Do not ask for another Ready before that.
 // Messages may be sent in any order, dropped, duplicated or delayed: the protocol
 // tolerates all of that. They must not be sent before the Ready's writes are durable.

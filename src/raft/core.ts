@@ -319,6 +319,7 @@ export class RaftCore implements RaftNode {
   }
 
   compact(index: number, data: Uint8Array): SnapshotMeta {
+    assert(this.outstanding === null, 'compact() while a Ready is outstanding');
     if (index <= this.log.snapshotIndex && this.currentSnapshot !== null) return this.currentSnapshot.meta;
     const meta: SnapshotMeta = { index, term: this.log.term(index)!, config: this.configAt(index) };
     this.log.compact(index);

@@ -3,6 +3,9 @@
 import { Command } from 'commander';
 import { registerLogCommands } from './log.ts';
 import { registerStorageCommands } from './storage.ts';
+import { registerBrokerCommand } from './broker.ts';
+import { registerDevCommand } from './dev.ts';
+import { registerClusterCommands } from './cluster.ts';
 
 export function buildProgram(): Command {
   const program = new Command('raftka')
@@ -12,6 +15,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(str) });
   registerLogCommands(program);
   registerStorageCommands(program);
+  registerBrokerCommand(program);
+  registerDevCommand(program);
+  registerClusterCommands(program);
   return program;
 }
 

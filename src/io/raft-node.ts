@@ -2,6 +2,7 @@
 // (meta.properties), LevelDB storage, the pure core, the gRPC transport and the driver.
 // The full broker node (node.ts, the cluster issue) builds on this; until then the test
 // process in raft-node-process.ts runs it with a toy state machine.
+import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { RaftkaError } from '../common/errors.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { systemRandom } from '../common/random.ts';
@@ -52,6 +53,8 @@ export interface RaftNodeOptions {
   snapshotIntervalEntries?: number;
   clock?: Clock;
   logger?: Logger;
+  /** Extra gRPC services on the Raft listener (the controller RPCs). */
+  registerServices?: (server: GrpcServer) => void;
 }
 
 export interface RaftNodeHandle {
@@ -107,6 +110,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RaftNodeHand
     },
     // `driver` is assigned below, before `transport.start()` lets any message in.
     onMessages: (_from, messages) => driver.receive(messages),
+    ...(opts.registerServices ? { registerServices: opts.registerServices } : {}),
     logger,
   });
   const driver = new RaftDriver({

@@ -76,6 +76,8 @@ export interface RaftTransportOptions<M> {
   /** Whether a node may talk to us; defaults to "is in `peers`". Voter changes widen it. */
   isKnownPeer?(nodeId: number, directoryId: string): boolean;
   peerBufferBytesMax?: number;
+  /** Adds other services to the same listener (the controller RPCs ride on the CONTROLLER listener). */
+  registerServices?(server: grpc.Server): void;
   logger?: Logger;
 }
 
@@ -153,6 +155,7 @@ export class RaftTransport<M> {
       },
     };
     this.server.addService(def, { Send: this.handleSend.bind(this) });
+    this.opts.registerServices?.(this.server);
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(err) : resolve(port),

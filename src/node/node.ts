@@ -1,0 +1,298 @@
+// One Raftka process, built from its configuration: the Raft quorum member with the
+// metadata state machine, the controller shell (active while this node leads), the
+// replica manager, the internal listener (replica fetch), the client API, and the
+// broker lifecycle (registration, heartbeats, controlled shutdown).
+//
+// Listeners: CLIENT (public gRPC API), REPLICATION (replica fetch), CONTROLLER (Raft and
+// the controller RPCs, at the addresses controller.quorum.voters names, so a broker can
+// reach the controller before anything is registered).
+import type { Server as GrpcServer } from '@grpc/grpc-js';
+import { RaftkaError } from '../common/errors.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { systemRandom } from '../common/random.ts';
+import { componentLogger, type Logger } from '../common/logger.ts';
+import { MetadataStateMachine } from '../metadata/state-machine.ts';
+import type { MetadataImage } from '../metadata/image.ts';
+import { controllerConfig } from '../controller/index.ts';
+import { ReplicaManager } from '../broker/replica-manager.ts';
+import { assignmentsFor } from '../broker/assignments.ts';
+import { startRaftNode, parseVoters, type RaftNodeHandle } from '../io/raft-node.ts';
+import { checkMetaProperties } from '../io/meta-properties.ts';
+import { addControllerService, GrpcControllerClient } from '../io/controller-rpc.ts';
+import { GrpcReplicaFetchClient } from '../io/replica-fetch-transport.ts';
+import { startInternalServer, type InternalServer } from '../io/internal-server.ts';
+import { startClientApiServer, type ClientApiServer } from '../server/client-api.ts';
+import type { AdminClient, ControllerRpcHandler } from '../server/types.ts';
+import { parseListeners, topicDefaults, type Listener, type NodeConfig } from '../node-config.ts';
+import { BrokerLifecycle, type BrokerState } from './broker-lifecycle.ts';
+import { ControllerService } from './controller-service.ts';
+import { metadataView } from './metadata-view.ts';
+
+export interface NodeOptions {
+  logger: Logger;
+  clock?: Clock;
+  /** Test-only: fsync observer for partition logs (power-loss simulation). */
+  onSync?: (path: string, length: number) => void;
+}
+
+export interface RaftkaNode {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly clientPort: number;
+  readonly replicationPort: number;
+  readonly controllerPort: number;
+  readonly replicaManager: ReplicaManager;
+  image(): MetadataImage;
+  brokerState(): BrokerState;
+  isActiveController(): boolean;
+  /** Moves leaderships away (and Raft leadership), bounded by controlled.shutdown.timeout.ms, then closes. */
+  shutdown(): Promise<void>;
+  /** Closes everything at once (no controlled shutdown). */
+  close(): Promise<void>;
+}
+
+function address(l: Listener): string {
+  return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+}
+
+export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<RaftkaNode> {
+  const nodeId = cfg['node.id'];
+  const logger = opts.logger.child({ nodeId });
+  const log = componentLogger(logger, 'node');
+  const clock = opts.clock ?? systemClock;
+  const dir = cfg['log.dirs'];
+  const meta = checkMetaProperties(dir, { nodeId });
+  const clusterId = meta.clusterId;
+  const listeners = parseListeners(cfg.listeners);
+  const advertised = cfg['advertised.listeners'] !== '' ? parseListeners(cfg['advertised.listeners'], 'advertised.listeners') : listeners;
+  if (!cfg['process.roles'].includes('controller')) {
+    throw new RaftkaError('INVALID_CONFIG', 'broker-only nodes (Raft observers) are not supported yet: set process.roles=broker,controller');
+  }
+  const voters = parseVoters(cfg['controller.quorum.voters']);
+  const voterAddress = new Map(voters.map((v) => [v.nodeId, v.address]));
+  const stateMachine = new MetadataStateMachine();
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'error while closing');
+      }
+    }
+  };
+
+  try {
+    // The controller RPCs are registered on the Raft listener before it binds; they
+    // answer NOT_CONTROLLER until the service below exists and is active.
+    // Filled in below; closures created earlier read it through this holder.
+    const late: { service?: ControllerService; lifecycle?: BrokerLifecycle } = {};
+    const forward = <K extends keyof ControllerRpcHandler>(k: K) =>
+      ((req: never) => {
+        const service = late.service;
+        if (!service) return Promise.reject(new RaftkaError('NOT_CONTROLLER', 'controller is starting'));
+        return (service[k] as (r: never) => Promise<unknown>)(req);
+      }) as ControllerRpcHandler[K];
+    const handler: ControllerRpcHandler = {
+      brokerRegistration: forward('brokerRegistration'),
+      brokerHeartbeat: forward('brokerHeartbeat'),
+      alterPartition: forward('alterPartition'),
+      controlledShutdown: forward('controlledShutdown'),
+      createTopics: forward('createTopics'),
+      deleteTopics: forward('deleteTopics'),
+      createPartitions: forward('createPartitions'),
+    };
+    const controllerListener = listeners.get('CONTROLLER')!;
+    const raft: RaftNodeHandle = await startRaftNode({
+      nodeId,
+      clusterId,
+      dir,
+      listen: address(controllerListener),
+      voters,
+      stateMachine,
+      raftConfig: { electionTimeoutMs: cfg['raft.election.timeout.ms'] },
+      snapshotIntervalEntries: 10_000,
+      clock,
+      logger,
+      registerServices: (server: GrpcServer) => addControllerService(server, handler, logger),
+    });
+    closers.push(() => raft.close());
+    raft.driver.on('fatal', (e: unknown) => {
+      log.fatal({ err: e }, 'metadata log failed; stopping');
+      void closeAll().finally(() => process.exit(70));
+    });
+
+    const sessionMs = cfg['broker.session.timeout.ms'];
+    const service = new ControllerService({
+      nodeId,
+      driver: raft.driver,
+      stateMachine,
+      config: controllerConfig({
+        'broker.session.timeout.ms': sessionMs,
+        'num.partitions': cfg['num.partitions'],
+        'default.replication.factor': cfg['default.replication.factor'],
+      }),
+      clock,
+      random: systemRandom,
+      logger,
+      clusterConfigDefaults: {
+        'min.insync.replicas': String(cfg['min.insync.replicas']),
+        'unclean.leader.election.enable': String(cfg['unclean.leader.election.enable']),
+        ...topicDefaults(cfg),
+      },
+      // Live brokers find a new controller within a few heartbeats; a broker that died
+      // with the old controller is fenced well before a full session.
+      initialSessionMs: Math.min(sessionMs, 4 * cfg['broker.heartbeat.interval.ms']),
+    });
+    late.service = service;
+    service.start();
+    closers.push(() => service.stop());
+
+    const controllerAddress = () => {
+      const leader = raft.driver.leaderId;
+      return leader === null ? undefined : voterAddress.get(leader) || undefined;
+    };
+    const controllerClient = new GrpcControllerClient({ controllerAddress, brokerEpoch: () => late.lifecycle?.brokerEpoch ?? -1, logger });
+    closers.push(() => controllerClient.close());
+    const fetchClient = new GrpcReplicaFetchClient({ logger });
+    closers.push(() => fetchClient.close());
+
+    const rm = new ReplicaManager({
+      brokerId: nodeId,
+      brokerEpoch: () => late.lifecycle?.brokerEpoch ?? -1,
+      dataDir: dir,
+      clock,
+      logger,
+      fetchClient,
+      controller: controllerClient,
+      topicDefaults: topicDefaults(cfg),
+      defaultMinInsyncReplicas: cfg['min.insync.replicas'],
+      replicaLagTimeMaxMs: cfg['replica.lag.time.max.ms'],
+      replicaFetchWaitMaxMs: cfg['replica.fetch.wait.max.ms'],
+      replicaFetchMaxBytes: cfg['replica.fetch.max.bytes'],
+      retentionCheckIntervalMs: cfg['log.retention.check.interval.ms'],
+      ...(opts.onSync ? { onSync: opts.onSync } : {}),
+    });
+    rm.start();
+    closers.push(() => rm.close());
+
+    const internal: InternalServer = await startInternalServer({ listen: address(listeners.get('REPLICATION')!), logger, replicaFetch: rm });
+    closers.push(() => internal.close());
+
+    // Admin requests go to the active controller: in-process when that is us, else over
+    // the internal API [KIP-590 forwarding].
+    const admin: AdminClient = {
+      createTopics: (req) => (service.isActive ? service.createTopics(req) : controllerClient.createTopics(req)),
+      deleteTopics: (req) => (service.isActive ? service.deleteTopics(req) : controllerClient.deleteTopics(req)),
+      createPartitions: (req) => (service.isActive ? service.createPartitions(req) : controllerClient.createPartitions(req)),
+    };
+    const quorum = () => ({ leaderId: raft.driver.leaderId, voters: voters.map((v) => v.nodeId) });
+    const clientApi: ClientApiServer = await startClientApiServer({
+      listen: address(listeners.get('CLIENT')!),
+      brokerId: nodeId,
+      metadata: () => metadataView(clusterId, stateMachine.image, quorum()),
+      admin,
+      replicaManager: rm,
+      logger,
+    });
+    closers.push(() => clientApi.close());
+
+    // Advertise the bound ports (a listener may ask for port 0).
+    const bound = { CLIENT: clientApi.port, REPLICATION: internal.port, CONTROLLER: raft.port };
+    const endpoints = (['CLIENT', 'REPLICATION'] as const).map((name) => {
+      const l = advertised.get(name) ?? listeners.get(name)!;
+      const port = l.port === 0 || !advertised.has(name) ? bound[name] : l.port;
+      const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host;
+      return { name, host, port };
+    });
+
+    // Reconcile replicas with every new image, one pass at a time, always to the latest.
+    let reconciling = false;
+    let pending: MetadataImage | undefined;
+    let reconciledEpoch = -1;
+    const reconcile = async (image: MetadataImage) => {
+      pending = image;
+      if (reconciling) return;
+      reconciling = true;
+      try {
+        while (pending) {
+          const img = pending;
+          pending = undefined;
+          for (const b of img.brokers.values()) {
+            const ep = b.endpoints.find((e) => e.name === 'REPLICATION');
+            if (ep && b.brokerId !== nodeId) fetchClient.setAddress(b.brokerId, `${ep.host}:${ep.port}`);
+          }
+          await rm.reconcile(assignmentsFor(img, nodeId));
+          const me = img.broker(nodeId);
+          if (me && late.lifecycle && me.brokerEpoch === late.lifecycle.brokerEpoch) reconciledEpoch = me.brokerEpoch;
+        }
+      } catch (e) {
+        log.error({ err: e }, 'reconciliation failed');
+      } finally {
+        reconciling = false;
+      }
+    };
+    const unsubscribe = stateMachine.subscribe((u) => void reconcile(u.image));
+    closers.push(() => unsubscribe());
+
+    const lifecycle = new BrokerLifecycle({
+      brokerId: nodeId,
+      clusterId,
+      endpoints,
+      rack: cfg['broker.rack'],
+      controller: controllerClient,
+      heartbeatIntervalMs: cfg['broker.heartbeat.interval.ms'],
+      // Caught up once our own registration is replayed and the replicas it names are open.
+      caughtUpOffset: (epoch) => (reconciledEpoch === epoch && !reconciling ? stateMachine.image.offset : -1),
+      logger,
+    });
+    late.lifecycle = lifecycle;
+    lifecycle.start();
+    closers.push(() => lifecycle.stop());
+    void reconcile(stateMachine.image);
+
+    log.info({ clusterId, client: endpoints[0], replication: endpoints[1], controller: raft.port }, 'node started');
+
+    let shuttingDown: Promise<void> | undefined;
+    return {
+      nodeId,
+      clusterId,
+      clientPort: clientApi.port,
+      replicationPort: internal.port,
+      controllerPort: raft.port,
+      replicaManager: rm,
+      image: () => stateMachine.image,
+      brokerState: () => lifecycle.state,
+      isActiveController: () => service.isActive,
+      shutdown: () =>
+        (shuttingDown ??= (async () => {
+          const timeoutMs = cfg['controlled.shutdown.timeout.ms'];
+          const moved = await lifecycle.controlledShutdown(timeoutMs);
+          log.info({ moved }, moved ? 'controlled shutdown: leaderships moved' : 'controlled shutdown timed out');
+          if (raft.driver.isLeader) {
+            const target = voters.find((v) => v.nodeId !== nodeId);
+            if (target && raft.driver.transferLeadership(target.nodeId)) {
+              // Wait for the hand-over (a leaderChange event), at most 2 s.
+              await new Promise<void>((resolve) => {
+                const done = () => {
+                  clearTimeout(timer);
+                  raft.driver.off('leaderChange', onChange);
+                  resolve();
+                };
+                const onChange = () => {
+                  if (!raft.driver.isLeader) done();
+                };
+                const timer = setTimeout(done, Math.min(2000, timeoutMs));
+                raft.driver.on('leaderChange', onChange);
+              });
+            }
+          }
+          await closeAll();
+        })()),
+      close: closeAll,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}

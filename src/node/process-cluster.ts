@@ -1,0 +1,240 @@
+// A cluster of real Raftka processes on 127.0.0.1: formats data dirs on first start,
+// writes each node's server.properties, spawns `raftka broker` per node, and stops every
+// process it started by PID. Used by `raftka dev`, the multi-process tests and the
+// benchmarks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatDir, readMetaProperties } from '../io/meta-properties.ts';
+import { randomUuid } from '../common/ids.ts';
+import { RawClient } from '../client/raw-client.ts';
+import type { DescribeClusterResponse } from '../proto/raftka.ts';
+
+const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+export interface ProcessClusterSpec {
+  root: string;
+  nodeIds: readonly number[];
+  clientPorts: readonly number[];
+  controllerPorts: readonly number[];
+  /** Extra configuration for every node. */
+  overrides?: Record<string, string>;
+  /** Per-node extra configuration. */
+  nodeOverrides?: Record<number, Record<string, string>>;
+  /** Environment for the node processes (e.g. RAFTKA_LOG_LEVEL). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Defaults that make a local cluster fail over quickly (Kafka's are for real networks). */
+export const DEV_OVERRIDES: Record<string, string> = {
+  'broker.session.timeout.ms': '2000',
+  'broker.heartbeat.interval.ms': '250',
+  'replica.lag.time.max.ms': '10000',
+  'min.insync.replicas': '2',
+  'default.replication.factor': '3',
+  'num.partitions': '3',
+  'controlled.shutdown.timeout.ms': '5000',
+};
+
+/** Ports nobody listens on right now (bound to port 0 and released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+const live = new Set<ChildProcess>();
+let exitHook = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    // Never leave a node running when the owner dies (test failure, Ctrl-C).
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
+export class ProcessCluster {
+  readonly procs = new Map<number, ChildProcess>();
+  readonly clusterId: string;
+  private readonly configPaths = new Map<number, string>();
+
+  private constructor(
+    readonly spec: ProcessClusterSpec,
+    clusterId: string,
+  ) {
+    this.clusterId = clusterId;
+  }
+
+  /** Formats (first time only) and writes configs; does not start anything. */
+  static prepare(spec: ProcessClusterSpec): ProcessCluster {
+    mkdirSync(spec.root, { recursive: true });
+    const idFile = join(spec.root, 'cluster.id');
+    const clusterId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : randomUuid();
+    if (!existsSync(idFile)) writeFileSync(idFile, `${clusterId}\n`);
+    const c = new ProcessCluster(spec, clusterId);
+    const dirIds = spec.nodeIds.map((id) => {
+      const dir = c.dataDir(id);
+      const meta = readMetaProperties(dir) ?? formatDir({ dir, clusterId, nodeId: id }).meta;
+      return meta.directoryId;
+    });
+    const voters = spec.nodeIds.map((id, i) => `${id}@127.0.0.1:${spec.controllerPorts[i]}:${dirIds[i]}`).join(',');
+    spec.nodeIds.forEach((id, i) => {
+      const props: Record<string, string> = {
+        'node.id': String(id),
+        'process.roles': 'broker,controller',
+        listeners: `CLIENT://127.0.0.1:${spec.clientPorts[i]},REPLICATION://127.0.0.1:0,CONTROLLER://127.0.0.1:${spec.controllerPorts[i]}`,
+        'controller.quorum.voters': voters,
+        'log.dirs': c.dataDir(id),
+        ...spec.overrides,
+        ...spec.nodeOverrides?.[id],
+      };
+      const path = join(spec.root, `node-${id}.properties`);
+      writeFileSync(path, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+      c.configPaths.set(id, path);
+    });
+    return c;
+  }
+
+  dataDir(id: number): string {
+    return join(this.spec.root, `node-${id}`);
+  }
+
+  logPath(id: number): string {
+    return join(this.spec.root, `node-${id}.log`);
+  }
+
+  clientAddress(id: number): string {
+    return `127.0.0.1:${this.spec.clientPorts[this.spec.nodeIds.indexOf(id)]}`;
+  }
+
+  get bootstrap(): string {
+    return this.spec.nodeIds.map((id) => this.clientAddress(id)).join(',');
+  }
+
+  /** Starts node `id` (its log appends to node-<id>.log). */
+  start(id: number): ChildProcess {
+    const existing = this.procs.get(id);
+    if (existing && existing.exitCode === null && existing.signalCode === null) return existing;
+    const fd = openSync(this.logPath(id), 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--config', this.configPaths.get(id)!], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...this.spec.env },
+    });
+    closeSync(fd);
+    track(child);
+    this.procs.set(id, child);
+    return child;
+  }
+
+  startAll(): void {
+    for (const id of this.spec.nodeIds) this.start(id);
+  }
+
+  isRunning(id: number): boolean {
+    const p = this.procs.get(id);
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  runningIds(): number[] {
+    return this.spec.nodeIds.filter((id) => this.isRunning(id));
+  }
+
+  pid(id: number): number | undefined {
+    return this.procs.get(id)?.pid;
+  }
+
+  private exited(p: ChildProcess): Promise<void> {
+    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => p.once('exit', () => resolve()));
+  }
+
+  /** kill -9: no shutdown of any kind. */
+  async kill9(id: number): Promise<void> {
+    const p = this.procs.get(id);
+    if (!p || !this.isRunning(id)) return;
+    p.kill('SIGKILL');
+    await this.exited(p);
+  }
+
+  /** SIGTERM (controlled shutdown), then SIGKILL after `graceMs`. */
+  async stop(id: number, graceMs = 15_000): Promise<void> {
+    const p = this.procs.get(id);
+    if (!p || !this.isRunning(id)) return;
+    p.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const killed = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        p.kill('SIGKILL');
+        resolve();
+      }, graceMs);
+    });
+    await Promise.race([this.exited(p), killed]);
+    clearTimeout(timer);
+    await this.exited(p);
+  }
+
+  async stopAll(graceMs?: number): Promise<void> {
+    await Promise.all(this.spec.nodeIds.map((id) => this.stop(id, graceMs)));
+  }
+
+  async killAll(): Promise<void> {
+    await Promise.all(this.spec.nodeIds.map((id) => this.kill9(id)));
+  }
+
+  /** DescribeCluster from the first running node that answers. */
+  async describe(timeoutMs = 2000): Promise<DescribeClusterResponse | undefined> {
+    for (const id of this.runningIds()) {
+      const client = new RawClient(this.clientAddress(id), { timeoutMs });
+      try {
+        const r = await client.describeCluster();
+        if (r.errorCode === 0) return r;
+      } catch {
+        // try the next node
+      } finally {
+        client.close();
+      }
+    }
+    return undefined;
+  }
+
+  /** Resolves when a controller is elected and every running node is registered and unfenced. */
+  async waitReady(timeoutMs = 30_000, pollMs = 100): Promise<DescribeClusterResponse> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ids = this.runningIds();
+      const r = await this.describe();
+      if (r && r.controllerId >= 0 && ids.every((id) => r.brokers.some((b) => b.id === id && !b.fenced))) return r;
+      for (const id of this.spec.nodeIds) {
+        const p = this.procs.get(id);
+        if (p && p.exitCode !== null && p.exitCode !== 0) throw new Error(`node ${id} exited with code ${p.exitCode}; see ${this.logPath(id)}:\n${this.logTail(id, 20)}`);
+      }
+      if (Date.now() > deadline) throw new Error(`cluster not ready after ${timeoutMs} ms (last view: ${JSON.stringify(r)})`);
+      await new Promise((res) => setTimeout(res, pollMs));
+    }
+  }
+
+  logTail(id: number, lines: number): string {
+    try {
+      return readFileSync(this.logPath(id), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}

@@ -4,6 +4,7 @@
 //   --seed S       replays the run with fast-check seed S (same schedules, same failure)
 //   --path P       with --seed, jumps straight to the failing case fast-check reported
 //   --nodes 3|5    one cluster size only (default both)
+//   --steps N      longest schedule, in fault steps (default 40)
 //   --schedule J   plays one schedule given as JSON (as printed on failure) and prints
 //                  the final node states
 // A failure prints the seed, the path and the shrunk schedule, and exits 1.
@@ -34,13 +35,14 @@ const seeds = Number(arg('seeds') ?? 1000);
 const seedArg = arg('seed');
 const path = arg('path');
 const nodesArg = arg('nodes');
+const maxSteps = Number(arg('steps') ?? 40);
 const sizes: Array<3 | 5> = nodesArg === undefined ? [3, 5] : [Number(nodesArg) === 5 ? 5 : 3];
 let failed = false;
 for (const nodes of sizes) {
   const seed = seedArg !== undefined ? Number(seedArg) : (Math.random() * 2 ** 31) | 0;
   const started = Date.now();
   const result = fc.check(
-    fc.property(scheduleArb(nodes), (s) => {
+    fc.property(scheduleArb(nodes, maxSteps), (s) => {
       runSchedule(s);
     }),
     { numRuns: seeds, seed, ...(path !== undefined ? { path } : {}) },

@@ -11,9 +11,12 @@
 //   grpcRaisedMBs        the same with DATA_CHANNEL_OPTIONS (grpc-node.flow_control_window
 //                        raised to 16 MiB): what the broker uses
 //   grpcRaised64MBs      a 64 MiB window, to see whether more window still helps
-//   tcpMBs               raw Node TCP with our own framing: the request and the response
-//                        header are the same protobuf messages, the records follow the
-//                        header as raw bytes (no protobuf copy)
+//   tcpMBs               raw Node TCP with minimal framing (the floor): the request and
+//                        the response header are the same protobuf messages, the records
+//                        follow the header as raw bytes (no protobuf copy)
+//   tcpTransportMBs      TcpReplicaFetchClient + startTcpReplicaFetchServer
+//                        (src/io/replica-fetch-tcp.ts): the same idea with correlation
+//                        ids, deadlines and validation, as a broker would run it
 //   grpcProduceMBs       the other direction, for comparison: the public Produce rpc
 //                        (RawClient -> the real client API handlers, a replica manager
 //                        stand-in that appends nothing), 1 request in flight, acks=1. The
@@ -28,6 +31,7 @@ import type { BenchContext, BenchResult } from '../bench.ts';
 import type { ReplicaFetchRequest, ReplicaFetchResponse } from '../../src/broker/types.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { addReplicaFetchService, GrpcReplicaFetchClient } from '../../src/io/replica-fetch-transport.ts';
+import { startTcpReplicaFetchServer, TcpReplicaFetchClient } from '../../src/io/replica-fetch-tcp.ts';
 import { BrokerReplicationRpc, type WireReplicaFetchRequest, type WireReplicaFetchResponse } from '../../src/proto/broker.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 import { startClientApiServer } from '../../src/server/client-api.ts';
@@ -118,12 +122,13 @@ async function serve(): Promise<void> {
     },
     logger: silentLogger(),
   });
-  process.stdout.write(`${JSON.stringify({ grpcPort, tcpPort, apiPort: api.port })}\n`);
+  const tcpTransport = await startTcpReplicaFetchServer({ listen: '127.0.0.1:0', logger: silentLogger(), handler: { handleReplicaFetch: async (req) => cannedResponse(req, payload) } });
+  process.stdout.write(`${JSON.stringify({ grpcPort, tcpPort, apiPort: api.port, tcpTransportPort: tcpTransport.port })}\n`);
   // The parent closes stdin when it is done (or dies): then stop.
   process.stdin.resume();
   process.stdin.on('end', () => {
     tcp.close();
-    void Promise.all([shutdownServer(server, 100), api.close()]).then(() => process.exit(0));
+    void Promise.all([shutdownServer(server, 100), api.close(), tcpTransport.close()]).then(() => process.exit(0));
   });
 }
 
@@ -138,6 +143,15 @@ interface Fetcher {
 
 function grpcFetcher(port: number, channelOptions: grpc.ChannelOptions): Fetcher {
   const client = new GrpcReplicaFetchClient({ addresses: new Map([[1, `127.0.0.1:${port}`]]), channelOptions: { ...channelOptions, 'grpc.use_local_subchannel_pool': 1 } });
+  const signal = new AbortController().signal;
+  return {
+    fetch: async (req) => (await client.fetch(1, req, signal)).partitions.reduce((n, p) => n + p.records.length, 0),
+    close: () => client.close(),
+  };
+}
+
+function tcpTransportFetcher(port: number): Fetcher {
+  const client = new TcpReplicaFetchClient({ addresses: new Map([[1, `127.0.0.1:${port}`]]) });
   const signal = new AbortController().signal;
   return {
     fetch: async (req) => (await client.fetch(1, req, signal)).partitions.reduce((n, p) => n + p.records.length, 0),
@@ -256,12 +270,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     t.unref();
   };
   try {
-    const ports = await new Promise<{ grpcPort: number; tcpPort: number; apiPort: number }>((resolve, reject) => {
+    const ports = await new Promise<{ grpcPort: number; tcpPort: number; apiPort: number; tcpTransportPort: number }>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const nl = out.indexOf('\n');
-        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { grpcPort: number; tcpPort: number; apiPort: number });
+        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { grpcPort: number; tcpPort: number; apiPort: number; tcpTransportPort: number });
       });
       child.once('exit', (code) => reject(new Error(`leader process exited with ${code}`)));
     });
@@ -278,6 +292,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['grpcRaised', () => grpcFetcher(ports.grpcPort, DATA_CHANNEL_OPTIONS)],
       ['grpcRaised64', () => grpcFetcher(ports.grpcPort, { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 64 * 1024 * 1024 })],
       ['tcp', () => tcpFetcher(ports.tcpPort)],
+      ['tcpTransport', () => tcpTransportFetcher(ports.tcpTransportPort)],
       ['grpcProduce', () => produceFetcher(ports.apiPort, batchBytes, partitions)],
     ];
     const results = new Map<string, Array<{ mbs: number; p50Ms: number }>>();
@@ -302,12 +317,15 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       grpcRaisedMBs: mbs('grpcRaised'),
       grpcRaised64MBs: mbs('grpcRaised64'),
       tcpMBs: mbs('tcp'),
+      tcpTransportMBs: mbs('tcpTransport'),
       grpcProduceMBs: mbs('grpcProduce'),
       grpcRaisedOverDefault: round(mbs('grpcRaised') / mbs('grpcDefault')),
       grpcRaisedOverTcp: round(mbs('grpcRaised') / mbs('tcp')),
+      tcpTransportOverGrpcRaised: round(mbs('tcpTransport') / mbs('grpcRaised')),
       grpcDefaultP50Ms: p50('grpcDefault'),
       grpcRaisedP50Ms: p50('grpcRaised'),
       tcpP50Ms: p50('tcp'),
+      tcpTransportP50Ms: p50('tcpTransport'),
     };
     return {
       rows: [
@@ -315,11 +333,13 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         ['gRPC, default window (MB/s)', json.grpcDefaultMBs],
         ['gRPC, 16 MiB window (MB/s)', json.grpcRaisedMBs],
         ['gRPC, 64 MiB window (MB/s)', json.grpcRaised64MBs],
-        ['raw TCP framing (MB/s)', json.tcpMBs],
+        ['raw TCP framing, floor (MB/s)', json.tcpMBs],
+        ['TCP transport, replica-fetch-tcp.ts (MB/s)', json.tcpTransportMBs],
+        ['TCP transport / gRPC 16 MiB window', json.tcpTransportOverGrpcRaised],
         ['gRPC Produce, client to server (MB/s)', json.grpcProduceMBs],
         ['16 MiB window / default', json.grpcRaisedOverDefault],
         ['16 MiB window / raw TCP', json.grpcRaisedOverTcp],
-        ['fetch p50 default / 16 MiB / TCP (ms)', `${json.grpcDefaultP50Ms} / ${json.grpcRaisedP50Ms} / ${json.tcpP50Ms}`],
+        ['fetch p50 gRPC default / 16 MiB / TCP floor / TCP transport (ms)', `${json.grpcDefaultP50Ms} / ${json.grpcRaisedP50Ms} / ${json.tcpP50Ms} / ${json.tcpTransportP50Ms}`],
       ],
       json,
     };

@@ -131,7 +131,8 @@ export class GrpcReplicaFetchClient implements ReplicaFetchClient {
   }
 }
 
-function checkRequest(r: WireReplicaFetchRequest): string | undefined {
+/** Why a replica fetch request is malformed, or undefined when it is fine. */
+export function checkReplicaFetchRequest(r: WireReplicaFetchRequest): string | undefined {
   if (!Number.isInteger(r.replicaId) || r.replicaId < 0) return `replica id ${r.replicaId} is invalid`;
   if (!Number.isInteger(r.maxWaitMs) || r.maxWaitMs < 0 || r.maxWaitMs > REPLICA_FETCH_WAIT_MS_MAX) return `max_wait_ms ${r.maxWaitMs} is outside [0, ${REPLICA_FETCH_WAIT_MS_MAX}]`;
   if (r.maxBytes < 0 || r.minBytes < 0) return 'byte bounds must not be negative';
@@ -149,7 +150,7 @@ export function addReplicaFetchService(server: grpc.Server, handler: ReplicaFetc
   server.addService(serviceDefinition(BrokerReplicationRpc), {
     ReplicaFetch: unaryHandler(
       async (req: WireReplicaFetchRequest): Promise<WireReplicaFetchResponse> => {
-        const bad = checkRequest(req);
+        const bad = checkReplicaFetchRequest(req);
         if (bad) {
           log.warn({ replicaId: req.replicaId, why: bad }, 'refused a malformed replica fetch');
           return { errorCode: ERRORS.INVALID_REQUEST.code, partitions: [] };

@@ -1,12 +1,13 @@
-// Replica fetch over real gRPC between two ReplicaManagers in one process (leader and
-// follower each with its own internal server), and the controller RPC plumbing.
+// Replica fetch between two ReplicaManagers in one process (leader and follower each with
+// its own server), over gRPC and over the framed TCP transport, and the controller RPC
+// plumbing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ReplicaManager } from '../../src/broker/replica-manager.ts';
-import type { AlterPartitionRequest, PartitionAssignment } from '../../src/broker/types.ts';
+import type { AlterPartitionRequest, PartitionAssignment, ReplicaFetchClient } from '../../src/broker/types.ts';
 import { systemClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { ERRORS, RaftkaError, isRaftkaError } from '../../src/common/errors.ts';
@@ -14,7 +15,8 @@ import { buildBatch } from '../../src/log/batch.ts';
 import { GrpcReplicaFetchClient } from '../../src/io/replica-fetch-transport.ts';
 import { GrpcControllerClient } from '../../src/io/controller-rpc.ts';
 import { startInternalServer } from '../../src/io/internal-server.ts';
-import type { ControllerRpcHandler } from '../../src/server/types.ts';
+import type { ControllerRpcHandler, ReplicaFetchHandler } from '../../src/server/types.ts';
+import { startTcpReplicaFetchServer, TcpReplicaFetchClient } from '../../src/io/replica-fetch-tcp.ts';
 import { BrokerReplicationRpc } from '../../src/proto/broker.ts';
 import { callUnary, CHANNEL_OPTIONS } from '../../src/proto/rpc.ts';
 import { defer, tempDir, waitFor } from '../support/tmp.ts';
@@ -26,70 +28,89 @@ function segmentBytes(root: string, id: number): Buffer {
   return Buffer.concat(readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => readFileSync(join(dir, f))));
 }
 
-test('a follower replicates from its leader over gRPC; acks=all completes; ISR changes reach the controller', async (t) => {
-  const root = tempDir(t);
-  let assignment: PartitionAssignment = { topicId: TOPIC_ID, topic: 't', partition: 0, replicas: [1, 2], isr: [1, 2], leader: 1, leaderEpoch: 1, partitionEpoch: 1, config: { 'min.insync.replicas': '2' } };
-  const alters: AlterPartitionRequest[] = [];
-  const rms = new Map<number, ReplicaManager>();
-  const live = new Map<number, string>();
-  const publish = async () => {
-    for (const rm of rms.values()) await rm.reconcile([assignment]);
-  };
-  const fetchClient = new GrpcReplicaFetchClient({ logger: silentLogger() });
-  defer(t, () => fetchClient.close());
-  for (const id of [1, 2]) {
-    const rm = new ReplicaManager({
-      brokerId: id,
-      brokerEpoch: () => 1,
-      dataDir: join(root, `broker-${id}`),
-      clock: systemClock,
-      logger: silentLogger(),
-      fetchClient,
-      controller: {
-        alterPartition: async (req) => {
-          alters.push(req);
-          assignment = { ...assignment, isr: req.newIsr, partitionEpoch: assignment.partitionEpoch + 1 };
-          await publish();
-          return { errorCode: 0, isr: assignment.isr, leaderEpoch: assignment.leaderEpoch, partitionEpoch: assignment.partitionEpoch };
+interface Transport {
+  client: ReplicaFetchClient & { setAddress(id: number, address: string): void; close(): void };
+  serve(handler: ReplicaFetchHandler): Promise<{ port: number; close(): Promise<void> }>;
+}
+
+const TRANSPORTS: Record<string, () => Transport> = {
+  grpc: () => ({
+    client: new GrpcReplicaFetchClient({ logger: silentLogger() }),
+    serve: (handler) => startInternalServer({ listen: '127.0.0.1:0', logger: silentLogger(), replicaFetch: handler }),
+  }),
+  tcp: () => ({
+    client: new TcpReplicaFetchClient({ logger: silentLogger() }),
+    serve: (handler) => startTcpReplicaFetchServer({ listen: '127.0.0.1:0', logger: silentLogger(), handler }),
+  }),
+};
+
+for (const [name, makeTransport] of Object.entries(TRANSPORTS)) {
+  test(`${name}: a follower replicates from its leader; acks=all completes; ISR shrinks and expands on address changes`, async (t) => {
+    const transport = makeTransport();
+    const root = tempDir(t);
+    let assignment: PartitionAssignment = { topicId: TOPIC_ID, topic: 't', partition: 0, replicas: [1, 2], isr: [1, 2], leader: 1, leaderEpoch: 1, partitionEpoch: 1, config: { 'min.insync.replicas': '2' } };
+    const alters: AlterPartitionRequest[] = [];
+    const rms = new Map<number, ReplicaManager>();
+    const live = new Map<number, string>();
+    const publish = async () => {
+      for (const rm of rms.values()) await rm.reconcile([assignment]);
+    };
+    const fetchClient = transport.client;
+    defer(t, () => fetchClient.close());
+    for (const id of [1, 2]) {
+      const rm = new ReplicaManager({
+        brokerId: id,
+        brokerEpoch: () => 1,
+        dataDir: join(root, `broker-${id}`),
+        clock: systemClock,
+        logger: silentLogger(),
+        fetchClient,
+        controller: {
+          alterPartition: async (req) => {
+            alters.push(req);
+            assignment = { ...assignment, isr: req.newIsr, partitionEpoch: assignment.partitionEpoch + 1 };
+            await publish();
+            return { errorCode: 0, isr: assignment.isr, leaderEpoch: assignment.leaderEpoch, partitionEpoch: assignment.partitionEpoch };
+          },
         },
-      },
-      replicaLagTimeMaxMs: 500,
-      replicaFetchWaitMaxMs: 200,
-      replicaFetchBackoffMs: 20,
-      isrCheckIntervalMs: 50,
-    });
-    rm.start();
-    defer(t, () => rm.close());
-    const server = await startInternalServer({ listen: '127.0.0.1:0', logger: silentLogger(), replicaFetch: rm });
-    defer(t, () => server.close());
-    live.set(id, `127.0.0.1:${server.port}`);
-    fetchClient.setAddress(id, live.get(id)!);
-    rms.set(id, rm);
-  }
-  await publish();
-  const leader = rms.get(1)!;
-  const follower = rms.get(2)!;
+        replicaLagTimeMaxMs: 500,
+        replicaFetchWaitMaxMs: 200,
+        replicaFetchBackoffMs: 20,
+        isrCheckIntervalMs: 50,
+      });
+      rm.start();
+      defer(t, () => rm.close());
+      const server = await transport.serve(rm);
+      defer(t, () => server.close());
+      live.set(id, `127.0.0.1:${server.port}`);
+      fetchClient.setAddress(id, live.get(id)!);
+      rms.set(id, rm);
+    }
+    await publish();
+    const leader = rms.get(1)!;
+    const follower = rms.get(2)!;
 
-  // acks=all needs the follower's fetch (over gRPC) to move the high watermark.
-  const big = Buffer.alloc(256 * 1024, 7);
-  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => leader.produce(TOPIC_ID, 0, buildBatch([{ key: `k${i}`, value: i % 5 === 0 ? big : `v${i}` }]), -1, 10_000)));
-  assert.deepEqual(results.map((r) => r.baseOffset).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
-  assert.equal(leader.partition(TOPIC_ID, 0)!.highWatermark, 20);
-  await waitFor('the follower at the log end', () => follower.partition(TOPIC_ID, 0)!.log.logEndOffset === 20);
-  assert.ok(segmentBytes(root, 1).equals(segmentBytes(root, 2)), 'replicas differ');
+    // acks=all needs the follower's fetch (over gRPC) to move the high watermark.
+    const big = Buffer.alloc(256 * 1024, 7);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => leader.produce(TOPIC_ID, 0, buildBatch([{ key: `k${i}`, value: i % 5 === 0 ? big : `v${i}` }]), -1, 10_000)));
+    assert.deepEqual(results.map((r) => r.baseOffset).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+    assert.equal(leader.partition(TOPIC_ID, 0)!.highWatermark, 20);
+    await waitFor('the follower at the log end', () => follower.partition(TOPIC_ID, 0)!.log.logEndOffset === 20);
+    assert.ok(segmentBytes(root, 1).equals(segmentBytes(root, 2)), 'replicas differ');
 
-  // Re-pointing the leader's address to a dead port: the follower drops out of the ISR;
-  // back at the right address it catches up and rejoins.
-  fetchClient.setAddress(1, '127.0.0.1:1');
-  await waitFor('the follower shrunk out of the ISR', () => assignment.isr.length === 1, 10_000);
-  assert.deepEqual(assignment.isr, [1]);
-  assert.ok(isRaftkaError(await leader.produce(TOPIC_ID, 0, buildBatch([{ value: 'alone' }]), -1, 1_000).catch((e: unknown) => e), 'NOT_ENOUGH_REPLICAS'));
-  await leader.produce(TOPIC_ID, 0, buildBatch([{ value: 'acks1' }]), 1, 1_000);
-  fetchClient.setAddress(1, live.get(1)!);
-  await waitFor('the follower back in the ISR', () => assignment.isr.length === 2, 10_000);
-  await waitFor('the follower at the new log end', () => follower.partition(TOPIC_ID, 0)!.log.logEndOffset === 21);
-  assert.ok(alters.some((a) => a.newIsr.length === 1) && alters.some((a) => a.newIsr.length === 2));
-});
+    // Re-pointing the leader's address to a dead port: the follower drops out of the ISR;
+    // back at the right address it catches up and rejoins.
+    fetchClient.setAddress(1, '127.0.0.1:1');
+    await waitFor('the follower shrunk out of the ISR', () => assignment.isr.length === 1, 10_000);
+    assert.deepEqual(assignment.isr, [1]);
+    assert.ok(isRaftkaError(await leader.produce(TOPIC_ID, 0, buildBatch([{ value: 'alone' }]), -1, 1_000).catch((e: unknown) => e), 'NOT_ENOUGH_REPLICAS'));
+    await leader.produce(TOPIC_ID, 0, buildBatch([{ value: 'acks1' }]), 1, 1_000);
+    fetchClient.setAddress(1, live.get(1)!);
+    await waitFor('the follower back in the ISR', () => assignment.isr.length === 2, 10_000);
+    await waitFor('the follower at the new log end', () => follower.partition(TOPIC_ID, 0)!.log.logEndOffset === 21);
+    assert.ok(alters.some((a) => a.newIsr.length === 1) && alters.some((a) => a.newIsr.length === 2));
+  });
+}
 
 test('the fetch client honours its AbortSignal and fails fast on an unknown or dead leader', async (t) => {
   const root = tempDir(t);

@@ -11,6 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import type { AlterPartitionRequest } from '../../src/controller/types.ts';
 import { NO_LEADER } from '../../src/metadata/index.ts';
 import { assertProperty } from '../support/property.ts';
 import { Harness, checkInvariants, newHistory } from './harness.ts';
@@ -24,6 +25,7 @@ type Op =
   | { op: 'hw' }
   | { op: 'shrink'; b: number }
   | { op: 'expand'; b: number }
+  | { op: 'deliver' }
   | { op: 'crash'; b: number; detect: 'disconnect' | 'timeout' }
   | { op: 'restart'; b: number }
   | { op: 'shutdown'; b: number };
@@ -35,6 +37,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('hw' as const) }), weight: 5 },
   { arbitrary: fc.record({ op: fc.constant('shrink' as const), b: broker }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('expand' as const), b: broker }), weight: 3 },
+  { arbitrary: fc.record({ op: fc.constant('deliver' as const) }), weight: 3 },
   { arbitrary: fc.record({ op: fc.constant('crash' as const), b: broker, detect: fc.constantFrom('disconnect' as const, 'timeout' as const) }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('restart' as const), b: broker }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('shutdown' as const), b: broker }), weight: 1 },
@@ -55,11 +58,22 @@ class Model {
   /** The leader's log end when this leadership began [KIP-101 epoch start offset]. */
   private epochStartOffset = 0;
   private seen = { leader: NO_LEADER, leaderEpoch: -1 };
+  /** The leader's AlterPartition in flight (sent, not yet answered): one at a time. */
+  private inFlight: AlterPartitionRequest | undefined;
   /** offset → epoch of every acknowledged record. */
   readonly acked = new Map<number, number>();
   private readonly hist = newHistory();
 
-  constructor(readonly minIsr: number) {
+  /**
+   * `maximalIsr`: while an ISR change is in flight the leader computes the high watermark
+   * over the committed ISR plus the replicas it asked to add (Kafka's maximal ISR). A
+   * replica the controller admits can then be elected at once without missing anything
+   * acknowledged during the round trip. Without it, writes are lost (the second test).
+   */
+  constructor(
+    readonly minIsr: number,
+    readonly maximalIsr = true,
+  ) {
     this.h.startBrokers(BROKERS);
     const r = this.h.commit(
       this.h.controller.createTopics({ topics: [{ name: 't', assignments: [[1, 2, 3]], configs: { 'min.insync.replicas': String(minIsr) } }] }, this.h.nowMs),
@@ -80,6 +94,7 @@ class Model {
       this.seen = { leader: p.leader, leaderEpoch: p.leaderEpoch };
       this.leo = new Map();
       this.hw = 0;
+      this.inFlight = undefined;
       this.epochStartOffset = p.leader === NO_LEADER ? 0 : this.replicas.get(p.leader)!.log.length;
     }
     return p.leader !== NO_LEADER && this.replicas.get(p.leader)!.alive ? p.leader : undefined;
@@ -110,7 +125,8 @@ class Model {
         if (L === undefined) return;
         const log = this.replicas.get(L)!.log;
         if (p.isr.length < this.minIsr) return;
-        const min = Math.min(...p.isr.map((b) => (b === L ? log.length : (this.leo.get(b) ?? 0))));
+        const counted = this.maximalIsr ? [...new Set([...p.isr, ...(this.inFlight?.newIsr ?? [])])] : p.isr;
+        const min = Math.min(...counted.map((b) => (b === L ? log.length : (this.leo.get(b) ?? 0))));
         this.hw = Math.max(this.hw, min);
         for (let o = 0; o < this.hw; o++) {
           const prev = this.acked.get(o);
@@ -134,6 +150,12 @@ class Model {
         const fetched = this.leo.get(x.b);
         if (fetched === undefined || fetched < Math.max(this.hw, this.epochStartOffset)) return;
         this.alter(L, [...p.isr, x.b]);
+        return;
+      }
+      case 'deliver': {
+        const req = this.inFlight;
+        this.inFlight = undefined;
+        if (req !== undefined) this.h.commit(this.h.controller.alterPartition(req, this.h.nowMs));
         return;
       }
       case 'crash': {
@@ -173,14 +195,11 @@ class Model {
     return this.h.image.broker(b)?.brokerEpoch === this.h.epochs.get(b);
   }
 
+  /** Sends an AlterPartition; the controller sees it at the next `deliver`. */
   private alter(L: number, newIsr: number[]): void {
+    if (this.inFlight !== undefined) return;
     const p = this.p;
-    this.h.commit(
-      this.h.controller.alterPartition(
-        { brokerId: L, brokerEpoch: this.h.epochs.get(L)!, topicId: p.topicId, partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr },
-        this.h.nowMs,
-      ),
-    );
+    this.inFlight = { brokerId: L, brokerEpoch: this.h.epochs.get(L)!, topicId: p.topicId, partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr };
   }
 
   check(step: string): void {
@@ -206,4 +225,31 @@ test('acknowledged writes survive crashes, restarts and shutdowns with clean and
     }),
     { numRuns: 150 },
   );
+});
+
+test('a leader must count a replica it is adding to the ISR before the controller answers (maximal ISR)', () => {
+  // Found by the property above with maximalIsr off: broker 3 is admitted to the ISR
+  // while the leader acknowledges a record over the old ISR alone; then the old members
+  // die and 3, a clean ISR member, leads without that record.
+  const steps: Op[] = [
+    { op: 'produce', n: 1 },
+    { op: 'shrink', b: 3 },
+    { op: 'deliver' },
+    { op: 'crash', b: 1, detect: 'disconnect' },
+    { op: 'fetch', b: 3, max: 1 },
+    { op: 'expand', b: 3 },
+    { op: 'produce', n: 1 },
+    { op: 'hw' },
+    { op: 'deliver' },
+    { op: 'crash', b: 2, detect: 'disconnect' },
+  ];
+  const play = (maximalIsr: boolean): void => {
+    const m = new Model(1, maximalIsr);
+    steps.forEach((x, i) => {
+      m.run(x);
+      m.check(`step ${i} ${JSON.stringify(x)}`);
+    });
+  };
+  play(true);
+  assert.throws(() => play(false), /leader 3 lost acknowledged offset 0/);
 });

@@ -14,6 +14,9 @@ export type Step =
   | { readonly do: 'oneWay'; readonly from: number; readonly to: number }
   | { readonly do: 'heal' }
   | { readonly do: 'crash'; readonly node: number }
+  /** Targeted faults: the current leader (highest term) crashes, or is cut off alone. */
+  | { readonly do: 'crashLeader' }
+  | { readonly do: 'isolateLeader' }
   | { readonly do: 'restart'; readonly node: number }
   /** Crash and restart at once: what survives is exactly what was durable. */
   | { readonly do: 'bounce'; readonly node: number }
@@ -47,7 +50,7 @@ export const LIVENESS_CATCHUP_MS = 10_000;
 const pos = fc.integer({ min: 0, max: 4 });
 
 export const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ do: fc.constant('run' as const), ms: fc.integer({ min: 10, max: 2500 }) }) },
+  { weight: 10, arbitrary: fc.record({ do: fc.constant('run' as const), ms: fc.integer({ min: 10, max: 4000 }) }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -61,7 +64,9 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ do: fc.constant('oneWay' as const), from: pos, to: pos }) },
   { weight: 2, arbitrary: fc.record({ do: fc.constant('heal' as const) }) },
   { weight: 2, arbitrary: fc.record({ do: fc.constant('crash' as const), node: pos }) },
-  { weight: 2, arbitrary: fc.record({ do: fc.constant('restart' as const), node: pos }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('crashLeader' as const) }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('isolateLeader' as const) }) },
+  { weight: 4, arbitrary: fc.record({ do: fc.constant('restart' as const), node: pos }) },
   { weight: 2, arbitrary: fc.record({ do: fc.constant('bounce' as const), node: pos }) },
   { weight: 5, arbitrary: fc.record({ do: fc.constant('propose' as const), count: fc.integer({ min: 1, max: 20 }) }) },
   { weight: 3, arbitrary: fc.record({ do: fc.constant('snapshot' as const) }) },
@@ -69,7 +74,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ do: fc.constant('addVoter' as const), node: pos }) },
   { weight: 1, arbitrary: fc.record({ do: fc.constant('removeVoter' as const), node: pos }) },
   { weight: 1, arbitrary: fc.record({ do: fc.constant('transfer' as const), node: pos }) },
-  { weight: 1, arbitrary: fc.record({ do: fc.constant('read' as const), node: pos }) },
+  { weight: 2, arbitrary: fc.record({ do: fc.constant('read' as const), node: pos }) },
 );
 
 export function scheduleArb(nodes: 3 | 5, maxSteps = 40): fc.Arbitrary<Schedule> {
@@ -162,6 +167,16 @@ function play(s: Schedule, onCluster: (c: SimCluster) => void): RunResult {
       case 'crash':
         c.crash(at(step.node));
         break;
+      case 'crashLeader': {
+        const l = c.leader();
+        if (l !== null) c.crash(l.id);
+        break;
+      }
+      case 'isolateLeader': {
+        const l = c.leader();
+        if (l !== null) c.partition([[l.id], ids.filter((id) => id !== l.id)]);
+        break;
+      }
       case 'restart':
         c.restart(at(step.node));
         break;

@@ -611,6 +611,12 @@ export class QuorumController {
    * the latest partition state, e.g. that the controller removed a fenced follower,
    * before it proposes a new ISR). A replica may join only if it is registered and
    * unfenced (and at the epoch the leader saw, when given) [KIP-903].
+   *
+   * What the controller cannot check and the leader must: propose a replica only once
+   * its log reaches max(high watermark, the leader's epoch start offset), and until the
+   * answer arrives count it in the high watermark (Kafka's "maximal ISR") — the
+   * controller may elect it the moment the change commits. test/controller/
+   * durability.test.ts shows a lost acknowledged write when either rule is dropped.
    */
   alterPartition(req: AlterPartitionRequest, _nowMs: number): ControllerResult<AlterPartitionResponse> {
     this.begin(req, SHAPES.alterPartition);

@@ -73,6 +73,8 @@ class Model {
   constructor(
     readonly minIsr: number,
     readonly maximalIsr = true,
+    /** Admit a follower only once it reaches the leader's epoch start offset, not just the HW. */
+    readonly epochStartRule = true,
   ) {
     this.h.startBrokers(BROKERS);
     const r = this.h.commit(
@@ -148,7 +150,7 @@ class Model {
         // the epoch start offset (a new leader's high watermark may lag the old one's; its
         // log end at election covers everything acknowledged).
         const fetched = this.leo.get(x.b);
-        if (fetched === undefined || fetched < Math.max(this.hw, this.epochStartOffset)) return;
+        if (fetched === undefined || fetched < Math.max(this.hw, this.epochStartRule ? this.epochStartOffset : 0)) return;
         this.alter(L, [...p.isr, x.b]);
         return;
       }
@@ -252,4 +254,31 @@ test('a leader must count a replica it is adding to the ISR before the controlle
   };
   play(true);
   assert.throws(() => play(false), /leader 3 lost acknowledged offset 0/);
+});
+
+test('a leader must admit a follower only once it reaches the leader\'s epoch start offset', () => {
+  // A new leader's high watermark may lag what was acknowledged before it took over; a
+  // follower admitted at that stale high watermark may miss acknowledged records.
+  const steps: Op[] = [
+    { op: 'crash', b: 1, detect: 'disconnect' },
+    { op: 'shutdown', b: 3 },
+    { op: 'produce', n: 2 },
+    { op: 'restart', b: 3 },
+    { op: 'hw' },
+    { op: 'crash', b: 2, detect: 'disconnect' },
+    { op: 'restart', b: 2 },
+    { op: 'fetch', b: 3, max: 1 },
+    { op: 'expand', b: 3 },
+    { op: 'deliver' },
+    { op: 'crash', b: 2, detect: 'disconnect' },
+  ];
+  const play = (epochStartRule: boolean): void => {
+    const m = new Model(1, true, epochStartRule);
+    steps.forEach((x, i) => {
+      m.run(x);
+      m.check(`step ${i} ${JSON.stringify(x)}`);
+    });
+  };
+  play(true);
+  assert.throws(() => play(false), /leader 3 lost acknowledged offset 1/);
 });

@@ -19,9 +19,9 @@
 //                        ids, deadlines and validation, as a broker would run it
 //   grpcProduceMBs       the other direction, for comparison: the public Produce rpc
 //                        (RawClient -> the real client API handlers, a replica manager
-//                        stand-in that appends nothing), 1 request in flight, acks=1. The
-//                        grpc-js server has no option to raise its HTTP/2 receive window,
-//                        so client-to-server bytes move under the 64 KiB default.
+//                        stand-in that appends nothing), 1 request in flight, acks=1,
+//                        with the server's receive window raised to 16 MiB (bindServer)
+//   grpcProduceDefaultWindowMBs  the same with grpc-js's default 64 KiB server window
 // plus ratios against raw TCP and the fetch round-trip p50 for each. MB = 10^6 bytes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -110,7 +110,7 @@ async function serve(): Promise<void> {
     voters: () => [],
   };
   const unused = () => Promise.reject(new Error('not in this benchmark'));
-  const api = await startClientApiServer({
+  const apiOptions = {
     listen: '127.0.0.1:0',
     brokerId: 1,
     metadata: () => view,
@@ -121,14 +121,16 @@ async function serve(): Promise<void> {
       listOffset: async () => ({ offset: 0, timestamp: -1 }),
     },
     logger: silentLogger(),
-  });
+  };
+  const api = await startClientApiServer(apiOptions);
+  const apiDefaultWindow = await startClientApiServer({ ...apiOptions, receiveWindowBytes: 0 });
   const tcpTransport = await startTcpReplicaFetchServer({ listen: '127.0.0.1:0', logger: silentLogger(), handler: { handleReplicaFetch: async (req) => cannedResponse(req, payload) } });
-  process.stdout.write(`${JSON.stringify({ grpcPort, tcpPort, apiPort: api.port, tcpTransportPort: tcpTransport.port })}\n`);
+  process.stdout.write(`${JSON.stringify({ grpcPort, tcpPort, apiPort: api.port, apiDefaultWindowPort: apiDefaultWindow.port, tcpTransportPort: tcpTransport.port })}\n`);
   // The parent closes stdin when it is done (or dies): then stop.
   process.stdin.resume();
   process.stdin.on('end', () => {
     tcp.close();
-    void Promise.all([shutdownServer(server, 100), api.close(), tcpTransport.close()]).then(() => process.exit(0));
+    void Promise.all([shutdownServer(server, 100), api.close(), apiDefaultWindow.close(), tcpTransport.close()]).then(() => process.exit(0));
   });
 }
 
@@ -270,12 +272,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     t.unref();
   };
   try {
-    const ports = await new Promise<{ grpcPort: number; tcpPort: number; apiPort: number; tcpTransportPort: number }>((resolve, reject) => {
+    const ports = await new Promise<{ grpcPort: number; tcpPort: number; apiPort: number; apiDefaultWindowPort: number; tcpTransportPort: number }>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const nl = out.indexOf('\n');
-        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { grpcPort: number; tcpPort: number; apiPort: number; tcpTransportPort: number });
+        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { grpcPort: number; tcpPort: number; apiPort: number; apiDefaultWindowPort: number; tcpTransportPort: number });
       });
       child.once('exit', (code) => reject(new Error(`leader process exited with ${code}`)));
     });
@@ -293,6 +295,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['grpcRaised64', () => grpcFetcher(ports.grpcPort, { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 64 * 1024 * 1024 })],
       ['tcp', () => tcpFetcher(ports.tcpPort)],
       ['tcpTransport', () => tcpTransportFetcher(ports.tcpTransportPort)],
+      ['grpcProduceDefault', () => produceFetcher(ports.apiDefaultWindowPort, batchBytes, partitions)],
       ['grpcProduce', () => produceFetcher(ports.apiPort, batchBytes, partitions)],
     ];
     const results = new Map<string, Array<{ mbs: number; p50Ms: number }>>();
@@ -318,6 +321,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       grpcRaised64MBs: mbs('grpcRaised64'),
       tcpMBs: mbs('tcp'),
       tcpTransportMBs: mbs('tcpTransport'),
+      grpcProduceDefaultWindowMBs: mbs('grpcProduceDefault'),
       grpcProduceMBs: mbs('grpcProduce'),
       grpcRaisedOverDefault: round(mbs('grpcRaised') / mbs('grpcDefault')),
       grpcRaisedOverTcp: round(mbs('grpcRaised') / mbs('tcp')),
@@ -336,7 +340,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         ['raw TCP framing, floor (MB/s)', json.tcpMBs],
         ['TCP transport, replica-fetch-tcp.ts (MB/s)', json.tcpTransportMBs],
         ['TCP transport / gRPC 16 MiB window', json.tcpTransportOverGrpcRaised],
-        ['gRPC Produce, client to server (MB/s)', json.grpcProduceMBs],
+        ['gRPC Produce, default server window (MB/s)', json.grpcProduceDefaultWindowMBs],
+        ['gRPC Produce, 16 MiB server window (MB/s)', json.grpcProduceMBs],
         ['16 MiB window / default', json.grpcRaisedOverDefault],
         ['16 MiB window / raw TCP', json.grpcRaisedOverTcp],
         ['fetch p50 gRPC default / 16 MiB / TCP floor / TCP transport (ms)', `${json.grpcDefaultP50Ms} / ${json.grpcRaisedP50Ms} / ${json.tcpP50Ms} / ${json.tcpTransportP50Ms}`],

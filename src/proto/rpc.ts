@@ -14,6 +14,7 @@
 //
 // This module sits with the proto (not in io/) because the client SDK may import only
 // common/, the batch codec and the generated proto layer (DESIGN.md).
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -225,11 +226,39 @@ export function callUnary<Req, Res>(client: grpc.Client, m: RpcMethod<Req, Res>,
   });
 }
 
-/** Binds `server` to `listen` (host:port; port 0 picks one) and returns the port. */
-export function bindServer(server: grpc.Server, listen: string): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+/**
+ * Binds `server` to `listen` (host:port; port 0 picks one) and returns the port.
+ *
+ * `receiveWindowBytes` raises the server's HTTP/2 receive windows (per stream and per
+ * connection) for requests that carry record data (Produce). grpc-js has a client option
+ * for this (`grpc-node.flow_control_window`) but no server option, so this reaches the
+ * http2 servers grpc-js keeps in `http2Servers` (grpc-js 1.14); if that internal is not
+ * there (another grpc-js version) the window stays at the default and `false` is
+ * returned, which is slower but correct. scripts/bench/replica-transport.ts measures it.
+ */
+export async function bindServer(server: grpc.Server, listen: string, receiveWindowBytes = 0): Promise<number> {
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
+  if (receiveWindowBytes > 0) raiseServerReceiveWindow(server, receiveWindowBytes);
+  return port;
+}
+
+export function raiseServerReceiveWindow(server: grpc.Server, bytes: number): boolean {
+  const internal = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(internal instanceof Map)) return false;
+  for (const h2 of internal.keys() as Iterable<Http2Server>) {
+    if (typeof h2.updateSettings !== 'function') return false;
+    h2.updateSettings({ initialWindowSize: bytes });
+    h2.on('session', (session: ServerHttp2Session) => {
+      try {
+        session.setLocalWindowSize(bytes);
+      } catch {
+        // A session that is already closing keeps its window; nothing to do.
+      }
+    });
+  }
+  return true;
 }
 
 /**

@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ERRORS, isRaftkaError, type ErrorName } from '../common/errors.ts';
 import { isUuid } from '../common/ids.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
-import { bindServer, isServiceError, serviceDefinition, shutdownServer, SERVER_OPTIONS, unaryHandler, MESSAGE_BYTES_MAX } from '../proto/rpc.ts';
+import { bindServer, DATA_FLOW_CONTROL_WINDOW_BYTES, isServiceError, serviceDefinition, shutdownServer, SERVER_OPTIONS, unaryHandler, MESSAGE_BYTES_MAX } from '../proto/rpc.ts';
 import {
   RaftkaRpc,
   type Broker,
@@ -623,6 +623,8 @@ export class ClientApiHandlers {
 export interface ClientApiServerOptions extends ClientApiOptions {
   /** host:port; port 0 picks a free port. */
   listen: string;
+  /** HTTP/2 receive window for produced bytes; 0 keeps grpc's 64 KiB (see bindServer). */
+  receiveWindowBytes?: number;
 }
 
 export interface ClientApiServer {
@@ -716,7 +718,7 @@ export async function startClientApiServer(opts: ClientApiServerOptions): Promis
   const handlers = new ClientApiHandlers(opts);
   const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
   addClientApiService(server, handlers, opts.logger);
-  const port = await bindServer(server, opts.listen);
+  const port = await bindServer(server, opts.listen, opts.receiveWindowBytes ?? DATA_FLOW_CONTROL_WINDOW_BYTES);
   componentLogger(opts.logger, 'client-api', { brokerId: opts.brokerId }).info({ listen: opts.listen, port }, 'client API listening');
   let closing: Promise<void> | undefined;
   return {

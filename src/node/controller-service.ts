@@ -207,15 +207,18 @@ export class ControllerService implements ControllerRpcHandler {
         this.controller.createTopics(
           {
             validateOnly: req.validateOnly ?? false,
-            topics: req.topics.map((t) => ({
-              name: t.name,
-              ...(t.numPartitions !== undefined ? { numPartitions: t.numPartitions } : {}),
-              ...(t.replicationFactor !== undefined ? { replicationFactor: t.replicationFactor } : {}),
-              ...(t.assignments && t.assignments.length > 0
-                ? { assignments: [...t.assignments].sort((a, b) => a.partition - b.partition).map((a) => a.brokerIds) }
-                : {}),
-              ...(t.configs ? { configs: t.configs } : {}),
-            })),
+            topics: req.topics.map((t) => {
+              const manual = t.assignments !== undefined && t.assignments.length > 0;
+              return {
+                name: t.name,
+                // With a manual placement the counts follow from it; proto3 has no
+                // "unset", so 0 and -1 both mean "use the default".
+                ...(!manual && t.numPartitions !== undefined && t.numPartitions > 0 ? { numPartitions: t.numPartitions } : {}),
+                ...(!manual && t.replicationFactor !== undefined && t.replicationFactor > 0 ? { replicationFactor: t.replicationFactor } : {}),
+                ...(manual ? { assignments: [...t.assignments!].sort((a, b) => a.partition - b.partition).map((a) => a.brokerIds) } : {}),
+                ...(t.configs ? { configs: t.configs } : {}),
+              };
+            }),
           },
           now,
         ),

@@ -644,7 +644,7 @@ export class RaftCore implements RaftNode {
         if (v.directoryId === this.directoryId) active++;
         continue;
       }
-      const pr = this.progress.get(v.nodeId);
+      const pr = this.voterProgress(v);
       if (pr !== undefined && this.now - pr.lastHeardMs < this.cfg.checkQuorumTimeoutMs) active++;
     }
     if (active < quorum(this.config.voters.length)) {
@@ -734,10 +734,8 @@ export class RaftCore implements RaftNode {
   }
 
   private handleAppendResponse(m: AppendResponse): void {
-    if (this.role !== 'leader') return;
-    const pr = this.progress.get(m.from);
+    const pr = this.progressFor(m);
     if (pr === undefined) return;
-    pr.lastHeardMs = this.now;
     // An acknowledgement beyond our log cannot be true in our term: a peer bug.
     if (m.success && m.matchIndex > this.log.lastIndex()) return this.reject(m, 'malformed');
     if (m.success) {
@@ -759,10 +757,8 @@ export class RaftCore implements RaftNode {
   }
 
   private handleHeartbeatResponse(m: HeartbeatResponse): void {
-    if (this.role !== 'leader') return;
-    const pr = this.progress.get(m.from);
+    const pr = this.progressFor(m);
     if (pr === undefined) return;
-    pr.lastHeardMs = this.now;
     if (m.readContext > pr.readAck) pr.readAck = m.readContext;
     // A follower never loses entries it acknowledged, unless its disk was lost. Two reports
     // in a row, so a heartbeat response overtaken by a later append ack does not count.
@@ -786,10 +782,8 @@ export class RaftCore implements RaftNode {
   }
 
   private handleInstallSnapshotResponse(m: InstallSnapshotResponse): void {
-    if (this.role !== 'leader') return;
-    const pr = this.progress.get(m.from);
+    const pr = this.progressFor(m);
     if (pr === undefined) return;
-    pr.lastHeardMs = this.now;
     if (m.done) {
       if (m.snapshotIndex > pr.match) pr.match = m.snapshotIndex;
       if (pr.state === 'snapshot') {
@@ -814,7 +808,7 @@ export class RaftCore implements RaftNode {
         if (v.directoryId === this.directoryId) matches.push(this.log.persistedIndex);
         continue;
       }
-      matches.push(this.progress.get(v.nodeId)?.match ?? 0);
+      matches.push(this.voterProgress(v)?.match ?? 0);
     }
     if (matches.length === 0) return;
     matches.sort((a, b) => b - a);
@@ -858,7 +852,7 @@ export class RaftCore implements RaftNode {
         if (v.directoryId === this.directoryId) acks.push(Number.MAX_SAFE_INTEGER);
         continue;
       }
-      acks.push(this.progress.get(v.nodeId)?.readAck ?? 0);
+      acks.push(this.voterProgress(v)?.readAck ?? 0);
     }
     acks.sort((a, b) => b - a);
     const confirmed = acks[quorum(this.config.voters.length) - 1] ?? 0;
@@ -937,7 +931,41 @@ export class RaftCore implements RaftNode {
   // ─── Plumbing ───────────────────────────────────────────────────────────────────
 
   private send(m: Outgoing): void {
-    this.msgs.push({ term: this.term, ...m, clusterId: this.clusterId, from: this.id } as Message);
+    const replicaResponse = m.type === 'appendResponse' || m.type === 'heartbeatResponse' || m.type === 'installSnapshotResponse';
+    this.msgs.push({
+      term: this.term,
+      ...m,
+      ...(replicaResponse ? { voterDirectoryId: this.directoryId } : {}),
+      clusterId: this.clusterId,
+      from: this.id,
+    } as Message);
+  }
+
+  /**
+   * The leader's progress for a replication response, after checking which disk sent it
+   * [KIP-853]. A new directory id means the follower's log was lost: what it acknowledged
+   * is forgotten and replication starts over from its (empty) log.
+   */
+  private progressFor(m: AppendResponse | HeartbeatResponse | InstallSnapshotResponse): Progress | undefined {
+    if (this.role !== 'leader') return undefined;
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return undefined;
+    const dir = m.voterDirectoryId;
+    if (dir !== undefined && dir !== pr.directoryId) {
+      if (pr.directoryId !== null) pr.resetAfterLostLog(m.type === 'heartbeatResponse' ? m.lastLogIndex : 0);
+      pr.directoryId = dir;
+    }
+    pr.lastHeardMs = this.now;
+    return pr;
+  }
+
+  /**
+   * A voter's progress if its responses come from the disk the config names (or the
+   * directory is unknown): only those count toward commit, check-quorum and reads.
+   */
+  private voterProgress(v: VoterKey): Progress | undefined {
+    const pr = this.progress.get(v.nodeId);
+    return pr !== undefined && (pr.directoryId === null || pr.directoryId === v.directoryId) ? pr : undefined;
   }
 
   private reject(m: Message, reason: RejectedMessage['reason']): void {

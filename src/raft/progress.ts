@@ -41,6 +41,8 @@ export class Progress {
   commitSent = 0;
   /** Heartbeat responses in a row that showed a log shorter than `match` (a lost disk). */
   shortLogReports = 0;
+  /** The directory id its responses carry (null until known, or if the wire lacks it). */
+  directoryId: string | null = null;
 
   constructor(
     readonly nodeId: NodeId,

@@ -141,7 +141,21 @@ export interface AppendRequest extends MessageBase {
   readonly leaderCommit: number;
 }
 
-export interface AppendResponse extends MessageBase {
+/**
+ * Fields of every replication response (append, heartbeat, snapshot) [KIP-853]: the
+ * responder's directory id. A leader counts a response toward a quorum (commit,
+ * check-quorum, read-index) only if it comes from the directory the configuration names
+ * for that voter: a node whose disk was wiped lost its term and vote too, and could
+ * otherwise help a stale leader commit. A change of directory also tells the leader the
+ * follower's log is gone. Optional only so an older codec that does not carry it yet still
+ * interoperates (then the leader falls back to trusting the node id): transports must
+ * carry it.
+ */
+interface ReplicaResponse {
+  readonly voterDirectoryId?: string;
+}
+
+export interface AppendResponse extends MessageBase, ReplicaResponse {
   readonly type: 'appendResponse';
   readonly success: boolean;
   /** On success: the follower's log matches the leader's up to this index. */
@@ -170,7 +184,7 @@ export interface HeartbeatRequest extends MessageBase {
   readonly readContext: number;
 }
 
-export interface HeartbeatResponse extends MessageBase {
+export interface HeartbeatResponse extends MessageBase, ReplicaResponse {
   readonly type: 'heartbeatResponse';
   readonly readContext: number;
   /**
@@ -190,7 +204,7 @@ export interface InstallSnapshotRequest extends MessageBase {
   readonly done: boolean;
 }
 
-export interface InstallSnapshotResponse extends MessageBase {
+export interface InstallSnapshotResponse extends MessageBase, ReplicaResponse {
   readonly type: 'installSnapshotResponse';
   readonly snapshotIndex: number;
   /** Bytes of this snapshot the follower holds: the leader resumes from here. */

@@ -3,7 +3,7 @@
 // entry of its term, one uncommitted change at a time; a config applies when appended.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AppendRequest, NodeId } from '../../src/raft/types.ts';
+import type { AppendRequest, AppendResponse, NodeId } from '../../src/raft/types.ts';
 import { encodeConfig } from '../../src/raft/types.ts';
 import { CLUSTER_ID, SimCluster, dirId } from './sim/cluster.ts';
 import { bytes, cluster, configOf, exchange, newCore, outbox, take } from './helpers.ts';
@@ -135,4 +135,23 @@ void test('a voter whose disk was wiped is re-replicated but cannot vote until i
   assert.ok(sim.runUntil(2000, () => sim.node(wiped).machine.applied >= added.index));
   assert.equal(sim.core(wiped).softState().voter, true);
   assert.ok(third > 0);
+});
+
+void test("a wiped voter's acknowledgements do not count toward commit: its new disk is not the configured voter", () => {
+  const cores = cluster([1, 2, 3]);
+  const l = cores.get(1)!;
+  l.tick(5000);
+  exchange(cores);
+  const r = l.propose(bytes('needs a real quorum'));
+  assert.ok(r.ok);
+  outbox(l);
+  const ack = (directoryId: string): AppendResponse => ({
+    type: 'appendResponse', clusterId: CLUSTER_ID, from: 2, to: 1, term: l.currentTerm, success: true,
+    matchIndex: r.index, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0, voterDirectoryId: directoryId,
+  });
+  l.step(ack(dirId(2, 1)));
+  assert.ok(l.commitIndex < r.index, 'node 2 answered from a re-formatted disk');
+  assert.equal(l.progressOf(2)?.directoryId, dirId(2, 1));
+  l.step(ack(dirId(2)));
+  assert.equal(l.commitIndex, r.index, 'the configured disk counts');
 });

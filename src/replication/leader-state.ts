@@ -105,11 +105,18 @@ export class LeaderState {
     return this.opts.durable ? Math.min(p.flushedOffset, p.logEndOffset) : p.logEndOffset;
   }
 
-  /** Recomputes the HW; returns true when it advanced. */
+  /**
+   * Recomputes the HW; returns true when it advanced. The HW is the minimum over the
+   * "maximal ISR" [Kafka, KIP-497]: the committed ISR plus members of an expansion still
+   * in flight. Once the controller commits an expansion it may elect the new member at
+   * once, so everything acknowledged during the round trip must already be on it. The
+   * min ISR check uses the committed ISR only (the conservative side).
+   */
   private updateHighWatermark(): boolean {
     if (this._isr.length < this.opts.minInsyncReplicas) return false;
+    const maximal = this.pendingIsr ? new Set([...this._isr, ...this.pendingIsr]) : this._isr;
     let hw = Infinity;
-    for (const id of this._isr) {
+    for (const id of maximal) {
       const p = this.progress.get(id);
       if (!p) return false;
       hw = Math.min(hw, this.durableOffset(p));
@@ -184,11 +191,7 @@ export class LeaderState {
     return { isr, reason };
   }
 
-  /**
-   * The controller committed an ISR (ours or its own); adopt it. While an expansion is
-   * pending, the HW still counts only the committed ISR (Kafka's "maximal ISR" is used
-   * only for shrinking safety, which we get by never counting a pending member).
-   */
+  /** The controller committed an ISR (ours or its own); adopt it. */
   onIsrCommitted(isr: readonly number[], partitionEpoch: number): boolean {
     if (partitionEpoch < this._partitionEpoch) return false;
     this._isr = [...isr];

@@ -48,9 +48,22 @@ test('the HW does not move while the ISR is below min.insync.replicas', () => {
   assert.equal(s.highWatermark, 90);
   const { isrChange } = s.onFollowerFetch(2, 200, 200, 1);
   assert.deepEqual(isrChange, { isr: [1, 2], reason: 'expand' });
-  assert.equal(s.highWatermark, 90, 'a pending member does not count');
+  assert.equal(s.highWatermark, 90, 'an ISR below min.insync.replicas does not advance the HW, pending expansion or not');
   assert.equal(s.onIsrCommitted([1, 2], 11), true);
   assert.equal(s.highWatermark, 200);
+});
+
+test('while an expansion is in flight the HW waits for the joining member too (maximal ISR)', () => {
+  const s = new LeaderState(init({ isr: [1, 2], replicas: [1, 2, 3], highWatermark: 100 }));
+  s.onLocalProgress(100, 100);
+  s.onFollowerFetch(2, 100, 100, 1);
+  const { isrChange } = s.onFollowerFetch(3, 100, 100, 1);
+  assert.deepEqual(isrChange, { isr: [1, 2, 3], reason: 'expand' });
+  s.onLocalProgress(120, 120);
+  s.onFollowerFetch(2, 120, 120, 2);
+  assert.equal(s.highWatermark, 100, 'records replicated to 1 and 2 but not to the joining 3 are not acknowledged yet');
+  s.onFollowerFetch(3, 120, 120, 3);
+  assert.equal(s.highWatermark, 120);
 });
 
 test('a follower that stops catching up for replica.lag.time.max.ms is shrunk away, one change at a time', () => {

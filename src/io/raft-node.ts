@@ -55,6 +55,8 @@ export interface RaftNodeOptions {
   logger?: Logger;
   /** Extra gRPC services on the Raft listener (the controller RPCs). */
   registerServices?: (server: GrpcServer) => void;
+  /** A peer's incoming Raft stream ended (see RaftTransportOptions). */
+  onPeerStreamClosed?: (nodeId: NodeId) => void;
 }
 
 export interface RaftNodeHandle {
@@ -111,6 +113,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RaftNodeHand
     // `driver` is assigned below, before `transport.start()` lets any message in.
     onMessages: (_from, messages) => driver.receive(messages),
     ...(opts.registerServices ? { registerServices: opts.registerServices } : {}),
+    ...(opts.onPeerStreamClosed ? { onPeerStreamClosed: opts.onPeerStreamClosed } : {}),
     logger,
   });
   const driver = new RaftDriver({

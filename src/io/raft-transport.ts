@@ -78,6 +78,12 @@ export interface RaftTransportOptions<M> {
   peerBufferBytesMax?: number;
   /** Adds other services to the same listener (the controller RPCs ride on the CONTROLLER listener). */
   registerServices?(server: grpc.Server): void;
+  /**
+   * A peer's incoming stream ended (the peer closed it, or its process died and the
+   * connection dropped). The controller uses it to fence a dead broker without waiting
+   * for its session to time out.
+   */
+  onPeerStreamClosed?(nodeId: number): void;
   logger?: Logger;
 }
 
@@ -114,6 +120,7 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 export class RaftTransport<M> {
   private readonly opts: RaftTransportOptions<M>;
   private readonly log: Logger;
+  private readonly incoming = new Map<number, number>();
   private readonly server = new grpc.Server({
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
@@ -264,10 +271,21 @@ export class RaftTransport<M> {
   ): void {
     let received = 0;
     let done = false;
+    let peer: number | undefined;
     const finish = (err: grpc.ServerErrorResponse | null): void => {
       if (done) return;
       done = true;
-      callback(err, err === null ? { batchesReceived: received } : null);
+      if (peer !== undefined) {
+        const n = (this.incoming.get(peer) ?? 1) - 1;
+        if (n <= 0) this.incoming.delete(peer);
+        else this.incoming.set(peer, n);
+        this.opts.onPeerStreamClosed?.(peer);
+      }
+      try {
+        callback(err, err === null ? { batchesReceived: received } : null);
+      } catch {
+        // the call was already cancelled
+      }
     };
     call.on('data', (batch: WireBatch) => {
       if (done) return;
@@ -286,6 +304,10 @@ export class RaftTransport<M> {
       }
       received++;
       this.stats.batchesReceived++;
+      if (peer === undefined) {
+        peer = batch.fromNode;
+        this.incoming.set(peer, (this.incoming.get(peer) ?? 0) + 1);
+      }
       let messages: M[];
       try {
         messages = batch.messages.map((w) => this.opts.codec.fromWire(w));
@@ -298,6 +320,12 @@ export class RaftTransport<M> {
     });
     call.on('end', () => finish(null));
     call.on('error', () => finish(null));
+    call.on('cancelled', () => finish(null));
+  }
+
+  /** Incoming streams currently open from `nodeId`. */
+  incomingStreams(nodeId: number): number {
+    return this.incoming.get(nodeId) ?? 0;
   }
 
   /**

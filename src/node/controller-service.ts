@@ -42,6 +42,12 @@ export interface ControllerServiceOptions {
   /** A new controller gives brokers this long to find it before fencing silent ones. */
   initialSessionMs?: number;
   tickIntervalMs?: number;
+  /**
+   * Whether a node currently has a connection to us. A new controller fences at once
+   * the brokers that have none (the old controller's node, dead with its broker),
+   * instead of waiting for their sessions to lapse.
+   */
+  isPeerConnected?: (nodeId: number) => boolean;
 }
 
 const notController = (msg = 'this node is not the active controller') => new RaftkaError('NOT_CONTROLLER', msg);
@@ -101,6 +107,12 @@ export class ControllerService implements ControllerRpcHandler {
     this.activeTerm = d.term;
     this.log.info({ term: d.term, offset: image.offset }, 'became the active controller');
     if (result.records.length > 0) void this.propose(result.records).catch(() => undefined);
+    const connected = this.opts.isPeerConnected;
+    if (connected) {
+      for (const b of image.brokers.values()) {
+        if (b.brokerId !== this.opts.nodeId && !b.fenced && !connected(b.brokerId)) this.brokerDisconnected(b.brokerId);
+      }
+    }
   }
 
   private deactivate(why: string): void {

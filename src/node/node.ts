@@ -151,6 +151,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       // Live brokers find a new controller within a few heartbeats; a broker that died
       // with the old controller is fenced well before a full session.
       initialSessionMs: Math.min(sessionMs, 3 * cfg['broker.heartbeat.interval.ms']),
+      // Every live voter keeps a Raft stream to the leader (it had to vote for it).
+      isPeerConnected: (id) => !voterAddress.has(id) || raft.transport.incomingStreams(id) > 0,
     });
     late.service = service;
     service.start();

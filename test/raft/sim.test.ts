@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { assertProperty } from '../support/property.ts';
-import { runSchedule, scheduleArb } from './sim/schedule.ts';
+import { runSchedule, scheduleArb, type Schedule } from './sim/schedule.ts';
 
 for (const nodes of [3, 5] as const) {
   void test(`simulator: ${nodes} nodes keep Raft's safety invariants under faults and recover after healing`, async () => {
@@ -48,3 +48,26 @@ void test('simulator runs are deterministic: the same schedule replays to the sa
   assert.deepEqual([...a.cluster.leaders], [...b.cluster.leaders]);
   for (const [id, n] of a.cluster.nodes) assert.deepEqual(n.disk, b.cluster.node(id).disk);
 });
+
+// Schedules the simulator once shrunk to a failure, kept as regressions (each named for
+// the bug it found). Older ones predate some schedule fields, filled with defaults here.
+const regressions: Array<[string, Omit<Schedule, 'persistRate' | 'maxInflightAppends' | 'maxAppendBytes'> & Partial<Schedule>]> = [
+  [
+    'a leader that appended its own removal and crashed must still be electable (liveness)',
+    { nodes: 3, voters: 3, seed: 1290349713, steps: [{ do: 'run', ms: 1961 }, { do: 'removeVoter', node: 1 }, { do: 'run', ms: 1021 }, { do: 'net', dropRate: 0.5, dupRate: 0, maxDelayMs: 5 }, { do: 'removeVoter', node: 0 }, { do: 'run', ms: 10 }, { do: 'crash', node: 0 }, { do: 'partition', side: [0] }] },
+  ],
+  [
+    'voters grant votes to candidates outside their own config (liveness during a change)',
+    { nodes: 3, voters: 3, seed: 114293454, steps: [{ do: 'run', ms: 1261 }, { do: 'removeVoter', node: 0 }, { do: 'run', ms: 21 }, { do: 'addVoter', node: 0 }, { do: 'partition', side: [1, 0] }, { do: 'run', ms: 21 }, { do: 'removeVoter', node: 1 }, { do: 'run', ms: 1531 }, { do: 'run', ms: 391 }, { do: 'propose', count: 1 }] },
+  ],
+  [
+    "a wiped voter's acknowledgements must not let a stale leader commit (safety)",
+    { nodes: 3, voters: 3, seed: 769905146, persistRate: 0.3, maxInflightAppends: 1, maxAppendBytes: 1, steps: [{ do: 'run', ms: 221 }, { do: 'run', ms: 1251 }, { do: 'partition', side: [2] }, { do: 'run', ms: 1071 }, { do: 'wipe', node: 4 }, { do: 'isolateLeader' }, { do: 'restart', node: 1 }, { do: 'run', ms: 11 }, { do: 'crashLeader' }] },
+  ],
+];
+
+for (const [name, s] of regressions) {
+  void test(`simulator regression: ${name}`, () => {
+    runSchedule({ persistRate: 0.8, maxInflightAppends: 4, maxAppendBytes: 64, ...s });
+  });
+}

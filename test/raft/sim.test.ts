@@ -49,16 +49,16 @@ void test('simulator runs are deterministic: the same schedule replays to the sa
   for (const [id, n] of a.cluster.nodes) assert.deepEqual(n.disk, b.cluster.node(id).disk);
 });
 
-// Schedules the simulator once shrunk to a failure, kept as regressions (each named for
-// the bug it found). Older ones predate some schedule fields, filled with defaults here.
-const regressions: Array<[string, Omit<Schedule, 'persistRate' | 'maxInflightAppends' | 'maxAppendBytes'> & Partial<Schedule>]> = [
+// Schedules the simulator once shrunk to a failure, kept as regressions, each named for
+// the bug it found (each fails again if that fix is reverted).
+const regressions: Array<[string, Schedule]> = [
   [
     'a leader that appended its own removal and crashed must still be electable (liveness)',
-    { nodes: 3, voters: 3, seed: 1290349713, steps: [{ do: 'run', ms: 1961 }, { do: 'removeVoter', node: 1 }, { do: 'run', ms: 1021 }, { do: 'net', dropRate: 0.5, dupRate: 0, maxDelayMs: 5 }, { do: 'removeVoter', node: 0 }, { do: 'run', ms: 10 }, { do: 'crash', node: 0 }, { do: 'partition', side: [0] }] },
+    { nodes: 3, voters: 3, seed: 0, persistRate: 0.3, maxInflightAppends: 1, maxAppendBytes: 1, steps: [{ do: 'run', ms: 1421 }, { do: 'removeVoter', node: 0 }, { do: 'run', ms: 81 }, { do: 'removeVoter', node: 2 }, { do: 'isolateLeader' }, { do: 'run', ms: 41 }, { do: 'crashLeader' }, { do: 'propose', count: 1 }] },
   ],
   [
     'voters grant votes to candidates outside their own config (liveness during a change)',
-    { nodes: 3, voters: 3, seed: 114293454, steps: [{ do: 'run', ms: 1261 }, { do: 'removeVoter', node: 0 }, { do: 'run', ms: 21 }, { do: 'addVoter', node: 0 }, { do: 'partition', side: [1, 0] }, { do: 'run', ms: 21 }, { do: 'removeVoter', node: 1 }, { do: 'run', ms: 1531 }, { do: 'run', ms: 391 }, { do: 'propose', count: 1 }] },
+    { nodes: 3, voters: 3, seed: 5, persistRate: 0.3, maxInflightAppends: 1, maxAppendBytes: 1, steps: [{ do: 'run', ms: 1121 }, { do: 'removeVoter', node: 2 }, { do: 'isolateLeader' }, { do: 'run', ms: 821 }, { do: 'run', ms: 621 }, { do: 'removeVoter', node: 1 }, { do: 'run', ms: 1111 }, { do: 'run', ms: 631 }] },
   ],
   [
     "a wiped voter's acknowledgements must not let a stale leader commit (safety)",
@@ -68,6 +68,6 @@ const regressions: Array<[string, Omit<Schedule, 'persistRate' | 'maxInflightApp
 
 for (const [name, s] of regressions) {
   void test(`simulator regression: ${name}`, () => {
-    runSchedule({ persistRate: 0.8, maxInflightAppends: 4, maxAppendBytes: 64, ...s });
+    runSchedule(s);
   });
 }

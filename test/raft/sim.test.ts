@@ -50,7 +50,9 @@ void test('simulator runs are deterministic: the same schedule replays to the sa
 });
 
 // Schedules the simulator once shrunk to a failure, kept as regressions, each named for
-// the bug it found (each fails again if that fix is reverted).
+// the bug it found (each fails again if that fix is reverted). They replay the
+// simulator's exact random draws: after changing the harness, check they still fail with
+// the fix reverted, or shrink new ones with `npm run sim`.
 const regressions: Array<[string, Schedule]> = [
   [
     'a leader that appended its own removal and crashed must still be electable (liveness)',

@@ -48,6 +48,11 @@ export function sameVoter(a: VoterKey | null, b: VoterKey | null): boolean {
  * Cluster membership. Voters elect the leader and form quorums; observers (broker-only
  * nodes, Raft "learners") replicate and apply the log but never vote or count toward
  * commit [KIP-595 "observers"]. A node id is in at most one of the two lists.
+ *
+ * The leader replicates to exactly these members, and every node refuses messages from
+ * anyone else: a new broker-only node is added with `addObserver` first. To add a voter,
+ * add it as an observer, let it catch up, then `addVoter` it: a voter that joins with an
+ * empty log counts toward the quorum at once and stalls commits until it catches up.
  */
 export interface ClusterConfig {
   readonly voters: readonly VoterKey[];

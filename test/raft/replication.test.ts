@@ -129,3 +129,27 @@ void test('followers learn a new commit index within a round trip, without waiti
   assert.equal(l.commitIndex, r.index);
   for (const id of [2, 3, 4]) assert.equal(cores.get(id)!.commitIndex, r.index, `node ${id}`);
 });
+
+void test('a conflict that arrives while a Ready is being persisted is carried by the next Ready as a truncation', () => {
+  const f = newCore(2);
+  take(f);
+  const append = (from: number, term: number, prevLogIndex: number, prevLogTerm: number, es: Entry[]): AppendRequest => ({
+    type: 'append', clusterId: CLUSTER_ID, from, to: 2, term, prevLogIndex, prevLogTerm, entries: es, leaderCommit: 0,
+  });
+  f.step(append(1, 1, 0, 0, entries(1, 5, 1)));
+  const first = f.ready(); // the driver is writing entries 1..5 ...
+  assert.deepEqual(first.entries.map((e) => e.index), [1, 2, 3, 4, 5]);
+  // ... when a new leader's append replaces the tail from index 3.
+  f.step(append(3, 2, 2, 1, entries(3, 4, 2)));
+  assert.equal(f.hasReady(), false, 'one Ready at a time');
+  f.advance(first);
+  assert.equal(f.log.persistedIndex, 2, 'only the surviving prefix counts as durable');
+  const second = f.ready();
+  f.advance(second);
+  assert.equal(second.truncateFrom, 3);
+  assert.deepEqual(second.entries.map((e) => [e.index, e.term]), [[3, 2], [4, 2]]);
+  const acks = second.messages.filter((m): m is AppendResponse => m.type === 'appendResponse');
+  assert.deepEqual(acks.map((a) => [a.to, a.success, a.matchIndex]), [[3, true, 4]], 'acknowledged with the Ready that persists it');
+  const firstAcks = first.messages.filter((m): m is AppendResponse => m.type === 'appendResponse');
+  assert.deepEqual(firstAcks.map((a) => [a.to, a.success, a.matchIndex]), [[1, true, 5]], 'sent once 1..5 are durable');
+});

@@ -4,6 +4,8 @@
 //   probe     → replicate (an append succeeded) | snapshot (next entry compacted away)
 //   replicate → probe (a reject, or in-flight appends timed out)
 //   snapshot  → probe (the snapshot was installed)
+//   any       → probe from its log end, match forgotten (its disk was lost: a new
+//               directory id, or a log shorter than it acknowledged)
 // In probe one append is outstanding at a time (we are searching for the match point);
 // in replicate up to maxInflightAppends are, each optimistically advancing `next`.
 import type { NodeId } from './types.ts';

@@ -37,6 +37,12 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
+/** The optional responder directory id; absent (old peers) stays absent. */
+function voterDir(v: Record<string, unknown>): { voterDirectoryId?: string } {
+  const d = v['voterDirectoryId'];
+  return typeof d === 'string' && d !== '' ? { voterDirectoryId: d } : {};
+}
+
 function bytes(v: unknown): Uint8Array {
   return v instanceof Uint8Array ? v : new Uint8Array(0);
 }
@@ -121,12 +127,13 @@ export function messageToWire(m: Message): WireMessage {
           rejectedIndex: m.rejectedIndex,
           conflictTerm: m.conflictTerm,
           conflictIndex: m.conflictIndex,
+          voterDirectoryId: m.voterDirectoryId ?? '',
         },
       };
     case 'heartbeat':
       return { ...base, heartbeat: { commitIndex: m.commitIndex, readContext: m.readContext } };
     case 'heartbeatResponse':
-      return { ...base, heartbeatResponse: { readContext: m.readContext, lastLogIndex: m.lastLogIndex } };
+      return { ...base, heartbeatResponse: { readContext: m.readContext, lastLogIndex: m.lastLogIndex, voterDirectoryId: m.voterDirectoryId ?? '' } };
     case 'installSnapshot':
       return {
         ...base,
@@ -141,7 +148,7 @@ export function messageToWire(m: Message): WireMessage {
     case 'installSnapshotResponse':
       return {
         ...base,
-        installSnapshotResponse: { snapshotIndex: m.snapshotIndex, nextOffset: m.nextOffset, done: m.done },
+        installSnapshotResponse: { snapshotIndex: m.snapshotIndex, nextOffset: m.nextOffset, done: m.done, voterDirectoryId: m.voterDirectoryId ?? '' },
       };
     case 'timeoutNow':
       return { ...base, timeoutNow: {} };
@@ -204,6 +211,7 @@ export function messageFromWire(w: WireMessage): Message {
         rejectedIndex: num(v['rejectedIndex'], 'rejectedIndex'),
         conflictTerm: num(v['conflictTerm'], 'conflictTerm'),
         conflictIndex: num(v['conflictIndex'], 'conflictIndex'),
+        ...voterDir(v),
       };
     }
     case 'heartbeat': {
@@ -222,6 +230,7 @@ export function messageFromWire(w: WireMessage): Message {
         type: 'heartbeatResponse',
         readContext: num(v['readContext'], 'readContext'),
         lastLogIndex: num(v['lastLogIndex'], 'lastLogIndex'),
+        ...voterDir(v),
       };
     }
     case 'installSnapshot': {
@@ -244,6 +253,7 @@ export function messageFromWire(w: WireMessage): Message {
         snapshotIndex: num(v['snapshotIndex'], 'snapshotIndex'),
         nextOffset: num(v['nextOffset'], 'nextOffset'),
         done: v['done'] === true,
+        ...voterDir(v),
       };
     }
     case 'timeoutNow':

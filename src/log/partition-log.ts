@@ -369,11 +369,13 @@ export class PartitionLog {
       for (const d of done) d.p.reject(err);
       return;
     }
-    for (const d of done) {
-      this.unflushedRecords += d.info.recordCount;
-      d.p.resolve(d.info);
-    }
+    for (const d of done) this.unflushedRecords += d.info.recordCount;
     this.applyFlushPolicy();
+    // Resolve on the next turn of the event loop: the next drain (queued behind this one)
+    // issues its write first, so the released appenders validate their next batches
+    // while that write is in the kernel.
+    if (this.pending.length > 0) setImmediate(() => { for (const d of done) d.p.resolve(d.info); });
+    else for (const d of done) d.p.resolve(d.info);
   }
 
   private shouldRoll(size: number, batchSize: number, now: number): boolean {

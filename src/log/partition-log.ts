@@ -297,9 +297,8 @@ export class PartitionLog {
   private async drain(): Promise<void> {
     this.drainQueued = false;
     // Take at most DRAIN_BYTES_MAX per write (1 MiB measured best of 256 KiB..1 MiB):
-    // while it is in the kernel, the appenders
-    // it releases validate their next batches, so CRC work and writes overlap instead
-    // of alternating.
+    // while it is in the kernel, the appenders it releases validate their next batches,
+    // so CRC work and writes overlap instead of alternating.
     let take = 0;
     let bytes = 0;
     while (take < this.pending.length && (take === 0 || bytes < DRAIN_BYTES_MAX)) bytes += this.pending[take++]!.buf.length;

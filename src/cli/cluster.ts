@@ -14,8 +14,21 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: { bootstrap: string; json?: boolean }) => {
       const client = new RawClient(opts.bootstrap, { timeoutMs: 5000 });
       try {
-        const r = await client.describeCluster();
+        let r = await client.describeCluster();
         if (r.errorCode !== 0) throw new Error(`${errorByCode(r.errorCode)}: ${r.errorMessage}`);
+        // Voter lag is known only on the Raft leader (the active controller): ask it.
+        const ctl = r.brokers.find((b) => b.id === r.controllerId);
+        if (ctl && r.voters.some((v) => v.lag < 0)) {
+          const c2 = new RawClient(`${ctl.host}:${ctl.port}`, { timeoutMs: 5000 });
+          try {
+            const fromLeader = await c2.describeCluster();
+            if (fromLeader.errorCode === 0) r = fromLeader;
+          } catch {
+            // keep what the bootstrap broker said
+          } finally {
+            c2.close();
+          }
+        }
         const out = {
           clusterId: r.clusterId,
           controller: r.controllerId,

@@ -7,6 +7,8 @@ import type { BrokerView, ConfigEntryView, MetadataView, TopicView, VoterView } 
 export interface QuorumState {
   leaderId: number | null;
   voters: readonly number[];
+  /** Known on the leader only: entries each voter is behind. */
+  lag: ReadonlyMap<number, number>;
 }
 
 function topicView(t: TopicImage): TopicView {
@@ -60,6 +62,6 @@ export function metadataView(clusterId: string, image: MetadataImage, quorum: Qu
           source: own.has(name) ? 'topic' : cluster.has(name) ? 'broker' : 'default',
         }));
     },
-    voters: (): VoterView[] => quorum.voters.map((id) => ({ id, lag: id === quorum.leaderId ? 0 : -1, isLeader: id === quorum.leaderId })),
+    voters: (): VoterView[] => quorum.voters.map((id) => ({ id, lag: quorum.lag.get(id) ?? -1, isLeader: id === quorum.leaderId })),
   };
 }

@@ -198,7 +198,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       deleteTopics: (req) => (service.isActive ? service.deleteTopics(req) : controllerClient.deleteTopics(req)),
       createPartitions: (req) => (service.isActive ? service.createPartitions(req) : controllerClient.createPartitions(req)),
     };
-    const quorum = () => ({ leaderId: raft.driver.leaderId, voters: voters.map((v) => v.nodeId) });
+    const quorum = () => ({ leaderId: raft.driver.leaderId, voters: voters.map((v) => v.nodeId), lag: raft.driver.voterLag() });
     const clientApi: ClientApiServer = await startClientApiServer({
       listen: address(listeners.get('CLIENT')!),
       brokerId: nodeId,

@@ -173,6 +173,21 @@ export class RaftDriver extends EventEmitter<DriverEvents> {
   get isLeader(): boolean {
     return this.soft.role === 'leader';
   }
+  /**
+   * On the leader: entries each voter's log is behind the leader's (DescribeCluster's
+   * voter lag); an empty map elsewhere.
+   */
+  voterLag(): Map<NodeId, number> {
+    const out = new Map<NodeId, number>();
+    if (!this.isLeader) return out;
+    const last = this.core.lastIndex();
+    for (const v of this.core.clusterConfig().voters) {
+      const pr = this.core.progressOf(v.nodeId);
+      out.set(v.nodeId, pr === undefined ? 0 : Math.max(0, last - pr.match));
+    }
+    return out;
+  }
+
   get commitIndex(): number {
     return this.core.commitIndex;
   }

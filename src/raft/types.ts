@@ -488,4 +488,6 @@ export interface RaftNode {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   lastIndex(): number;
+  /** On the leader: how far a member's log is known to match (undefined elsewhere). */
+  progressOf(id: NodeId): { readonly match: number } | undefined;
 }

@@ -76,8 +76,9 @@ export function loadNodeConfig(file: string | undefined, overrides: Record<strin
   if (cfg['node.id'] < 0) throw new RaftkaError('INVALID_CONFIG', 'Configuration node.id is required');
   if (cfg['log.dirs'] === '') throw new RaftkaError('INVALID_CONFIG', 'Configuration log.dirs is required');
   const listeners = parseListeners(cfg.listeners);
-  if (cfg['process.roles'].includes('controller') && !listeners.has('CONTROLLER')) {
-    throw new RaftkaError('INVALID_CONFIG', 'A node with the controller role needs a CONTROLLER listener');
+  if (!listeners.has('CONTROLLER')) {
+    // Broker-only nodes need one too: the Raft leader pushes the metadata log to it.
+    throw new RaftkaError('INVALID_CONFIG', 'Configuration listeners needs a CONTROLLER listener (the Raft endpoint)');
   }
   if (cfg['advertised.listeners'] !== '') parseListeners(cfg['advertised.listeners'], 'advertised.listeners');
   if (cfg['controller.quorum.voters'] === '') throw new RaftkaError('INVALID_CONFIG', 'Configuration controller.quorum.voters is required');

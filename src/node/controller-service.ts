@@ -192,10 +192,26 @@ export class ControllerService implements ControllerRpcHandler {
           now,
         ),
       );
+      if (r.errorCode === 0) this.ensureRaftMember(req.brokerId);
       return { errorCode: r.errorCode, errorMessage: r.errorMessage ?? '', brokerEpoch: r.brokerEpoch };
     } catch (e) {
       return { ...ControllerService.wireError(e), brokerEpoch: -1 };
     }
+  }
+
+  /**
+   * A registered broker that is not a voter joins the quorum as an observer, so the
+   * metadata log reaches it (broker-only nodes, KRaft's observers). One config change
+   * at a time: if another is in flight, the broker's next registration or heartbeat
+   * retries.
+   */
+  private ensureRaftMember(brokerId: number): void {
+    const cfg = this.opts.driver.clusterConfig();
+    if (cfg.voters.some((v) => v.nodeId === brokerId) || cfg.observers.includes(brokerId)) return;
+    this.opts.driver.proposeConfigChange({ type: 'addObserver', nodeId: brokerId }).then(
+      () => this.log.info({ brokerId }, 'added broker-only node as a Raft observer'),
+      (e: unknown) => this.log.debug({ brokerId, err: (e as Error).message }, 'adding observer deferred'),
+    );
   }
 
   async brokerHeartbeat(req: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> {
@@ -208,6 +224,7 @@ export class ControllerService implements ControllerRpcHandler {
           now,
         ),
       );
+      if (r.errorCode === 0) this.ensureRaftMember(req.brokerId);
       return { errorCode: r.errorCode, errorMessage: r.errorMessage ?? '', isCaughtUp: r.isCaughtUp, isFenced: r.isFenced, shouldShutDown: r.shouldShutDown };
     } catch (e) {
       return { ...ControllerService.wireError(e), isCaughtUp: false, isFenced: true, shouldShutDown: false };

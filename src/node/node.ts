@@ -64,8 +64,10 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
   const clusterId = meta.clusterId;
   const listeners = parseListeners(cfg.listeners);
   const advertised = cfg['advertised.listeners'] !== '' ? parseListeners(cfg['advertised.listeners'], 'advertised.listeners') : listeners;
-  if (!cfg['process.roles'].includes('controller')) {
-    throw new RaftkaError('INVALID_CONFIG', 'broker-only nodes (Raft observers) are not supported yet: set process.roles=broker,controller');
+  const isController = cfg['process.roles'].includes('controller');
+  if (!listeners.has('CONTROLLER')) {
+    // Broker-only nodes need it too: the Raft leader pushes the metadata log to them.
+    throw new RaftkaError('INVALID_CONFIG', 'Configuration listeners needs a CONTROLLER listener (the Raft endpoint)');
   }
   const voters = parseVoters(cfg['controller.quorum.voters']);
   const voterAddress = new Map(voters.map((v) => [v.nodeId, v.address]));
@@ -131,7 +133,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
     });
 
     const sessionMs = cfg['broker.session.timeout.ms'];
-    const service = new ControllerService({
+    const service = !isController ? undefined : new ControllerService({
       nodeId,
       driver: raft.driver,
       stateMachine,
@@ -154,13 +156,20 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       // Every live voter keeps a Raft stream to the leader (it had to vote for it).
       isPeerConnected: (id) => !voterAddress.has(id) || raft.transport.incomingStreams(id) > 0,
     });
-    late.service = service;
-    service.start();
-    closers.push(() => service.stop());
+    if (service) {
+      late.service = service;
+      service.start();
+      closers.push(() => service.stop());
+    }
 
+    // The Raft leader is the controller. A node that does not know it yet (a broker-only
+    // node before it is an observer) tries the voters in turn.
+    let probe = 0;
     const controllerAddress = () => {
       const leader = raft.driver.leaderId;
-      return leader === null ? undefined : voterAddress.get(leader) || undefined;
+      if (leader !== null && voterAddress.get(leader)) return voterAddress.get(leader);
+      const v = voters[probe++ % voters.length];
+      return v?.address || undefined;
     };
     const controllerClient = new GrpcControllerClient({ controllerAddress, brokerEpoch: () => late.lifecycle?.brokerEpoch ?? -1, logger });
     closers.push(() => controllerClient.close());
@@ -194,9 +203,9 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
     // Admin requests go to the active controller: in-process when that is us, else over
     // the internal API [KIP-590 forwarding].
     const admin: AdminClient = {
-      createTopics: (req) => (service.isActive ? service.createTopics(req) : controllerClient.createTopics(req)),
-      deleteTopics: (req) => (service.isActive ? service.deleteTopics(req) : controllerClient.deleteTopics(req)),
-      createPartitions: (req) => (service.isActive ? service.createPartitions(req) : controllerClient.createPartitions(req)),
+      createTopics: (req) => (service?.isActive ? service.createTopics(req) : controllerClient.createTopics(req)),
+      deleteTopics: (req) => (service?.isActive ? service.deleteTopics(req) : controllerClient.deleteTopics(req)),
+      createPartitions: (req) => (service?.isActive ? service.createPartitions(req) : controllerClient.createPartitions(req)),
     };
     const quorum = () => ({ leaderId: raft.driver.leaderId, voters: voters.map((v) => v.nodeId), lag: raft.driver.voterLag() });
     const clientApi: ClientApiServer = await startClientApiServer({
@@ -211,7 +220,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
 
     // Advertise the bound ports (a listener may ask for port 0).
     const bound = { CLIENT: clientApi.port, REPLICATION: internal.port, CONTROLLER: raft.port };
-    const endpoints = (['CLIENT', 'REPLICATION'] as const).map((name) => {
+    const endpoints = (['CLIENT', 'REPLICATION', 'CONTROLLER'] as const).map((name) => {
       const l = advertised.get(name) ?? listeners.get(name)!;
       const port = l.port === 0 || !advertised.has(name) ? bound[name] : l.port;
       const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host;
@@ -231,8 +240,12 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
           const img = pending;
           pending = undefined;
           for (const b of img.brokers.values()) {
+            if (b.brokerId === nodeId) continue;
             const ep = b.endpoints.find((e) => e.name === 'REPLICATION');
-            if (ep && b.brokerId !== nodeId) fetchClient.setAddress(b.brokerId, `${ep.host}:${ep.port}`);
+            if (ep) fetchClient.setAddress(b.brokerId, `${ep.host}:${ep.port}`);
+            // Raft addresses of broker-only nodes (observers) come from their registration.
+            const raftEp = b.endpoints.find((e) => e.name === 'CONTROLLER');
+            if (raftEp && !voterAddress.has(b.brokerId)) raft.setPeerAddress(b.brokerId, `${raftEp.host}:${raftEp.port}`);
           }
           await rm.reconcile(assignmentsFor(img, nodeId));
           const me = img.broker(nodeId);
@@ -275,13 +288,13 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       replicaManager: rm,
       image: () => stateMachine.image,
       brokerState: () => lifecycle.state,
-      isActiveController: () => service.isActive,
+      isActiveController: () => service?.isActive ?? false,
       shutdown: () =>
         (shuttingDown ??= (async () => {
           const timeoutMs = cfg['controlled.shutdown.timeout.ms'];
           const moved = await lifecycle.controlledShutdown(timeoutMs);
           log.info({ moved }, moved ? 'controlled shutdown: leaderships moved' : 'controlled shutdown timed out');
-          if (raft.driver.isLeader) {
+          if (isController && raft.driver.isLeader) {
             const target = voters.find((v) => v.nodeId !== nodeId);
             if (target && raft.driver.transferLeadership(target.nodeId)) {
               // Wait for the hand-over (a leaderChange event), at most 2 s.

@@ -23,6 +23,8 @@ export interface ProcessClusterSpec {
   overrides?: Record<string, string>;
   /** Per-node extra configuration. */
   nodeOverrides?: Record<number, Record<string, string>>;
+  /** Nodes that run as brokers only (Raft observers); the rest are voters. */
+  brokerOnly?: readonly number[];
   /** Environment for the node processes (e.g. RAFTKA_LOG_LEVEL). */
   env?: NodeJS.ProcessEnv;
 }
@@ -94,11 +96,15 @@ export class ProcessCluster {
       const meta = readMetaProperties(dir) ?? formatDir({ dir, clusterId, nodeId: id }).meta;
       return meta.directoryId;
     });
-    const voters = spec.nodeIds.map((id, i) => `${id}@127.0.0.1:${spec.controllerPorts[i]}:${dirIds[i]}`).join(',');
+    const brokerOnly = new Set(spec.brokerOnly ?? []);
+    const voters = spec.nodeIds
+      .map((id, i) => (brokerOnly.has(id) ? '' : `${id}@127.0.0.1:${spec.controllerPorts[i]}:${dirIds[i]}`))
+      .filter((v) => v !== '')
+      .join(',');
     spec.nodeIds.forEach((id, i) => {
       const props: Record<string, string> = {
         'node.id': String(id),
-        'process.roles': 'broker,controller',
+        'process.roles': brokerOnly.has(id) ? 'broker' : 'broker,controller',
         listeners: `CLIENT://127.0.0.1:${spec.clientPorts[i]},REPLICATION://127.0.0.1:0,CONTROLLER://127.0.0.1:${spec.controllerPorts[i]}`,
         'controller.quorum.voters': voters,
         'log.dirs': c.dataDir(id),

@@ -173,6 +173,11 @@ export class RaftDriver extends EventEmitter<DriverEvents> {
   get isLeader(): boolean {
     return this.soft.role === 'leader';
   }
+  /** The membership in effect (voters with directory ids, observers). */
+  clusterConfig(): ClusterConfig {
+    return this.core.clusterConfig();
+  }
+
   /**
    * On the leader: entries each voter's log is behind the leader's (DescribeCluster's
    * voter lag); an empty map elsewhere.

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts under node's built-in test runner with tsx. Node 20's
 // `--test` takes no globs, so the files are listed here. Extra args pass through
-// (e.g. `npm test -- --test-name-pattern=segment`); a path argument narrows the files.
+// (e.g. `npm test -- --test-name-pattern=segment`); a path argument narrows the files;
+// `--seed N` replays the randomized tests with that seed.
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -17,7 +18,15 @@ function walk(dir) {
   return out;
 }
 
-const args = process.argv.slice(2);
+// `--seed N` replays every randomized test with fast-check seed N (same as FC_SEED=N).
+const raw = process.argv.slice(2);
+const args = [];
+for (let i = 0; i < raw.length; i++) {
+  const a = raw[i];
+  if (a === '--seed' && raw[i + 1] !== undefined) process.env.FC_SEED = raw[++i];
+  else if (a.startsWith('--seed=')) process.env.FC_SEED = a.slice('--seed='.length);
+  else args.push(a);
+}
 const filters = args.filter((a) => !a.startsWith('-'));
 const flags = args.filter((a) => a.startsWith('-'));
 let files = walk(join(root, 'test')).sort();

@@ -74,7 +74,7 @@ function partitionBytes(cluster: ProcessCluster, id: number, partition: number):
 test('acks=all under kill -9 of leaders, the controller and followers loses and duplicates nothing', { timeout: 240_000 }, async (t) => {
   const seed = propertySeed();
   const schedule = fc.sample(scheduleArb, { seed, numRuns: 1 })[0]!;
-  t.diagnostic(`seed=${seed} (replay with FC_SEED=${seed}) schedule=${JSON.stringify(schedule)}`);
+  t.diagnostic(`seed=${seed} (replay: node scripts/test.mjs test/cluster/faults --seed ${seed}) schedule=${JSON.stringify(schedule)}`);
   const cluster = await startCluster(t);
   await createTopic(cluster, { topics: [{ name: TOPIC, numPartitions: PARTITIONS, replicationFactor: 3 }] });
   const client = new ClusterClient(cluster.spec.nodeIds.map((id) => cluster.clientAddress(id)));

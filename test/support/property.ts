@@ -18,6 +18,6 @@ export async function assertProperty<Ts>(
   params: fc.Parameters<Ts> = {},
 ): Promise<void> {
   const seed = params.seed ?? propertySeed();
-  process.stdout.write(`# property "${name}": seed=${seed} (replay with FC_SEED=${seed})\n`);
+  process.stdout.write(`# property "${name}": seed=${seed} (replay with --seed ${seed} or FC_SEED=${seed})\n`);
   await fc.assert(property, { ...params, numRuns: numRuns(params.numRuns ?? 100), seed });
 }

@@ -18,6 +18,8 @@ import {
   type DescribeTopicsResponse,
   type FetchRequest,
   type FetchResponse,
+  type InitProducerIdRequest,
+  type InitProducerIdResponse,
   type ListOffsetsRequest,
   type ListOffsetsResponse,
   type MetadataRequest,
@@ -93,6 +95,11 @@ export class RawClient {
 
   listOffsets(req: ListOffsetsRequest, opts?: CallOptions): Promise<ListOffsetsResponse> {
     return this.call(RaftkaRpc.ListOffsets, req, opts);
+  }
+
+  /** A fresh idempotent producer id (epoch 0) [KIP-98]; any broker answers. */
+  initProducerId(req: InitProducerIdRequest = {}, opts?: CallOptions): Promise<InitProducerIdResponse> {
+    return this.call(RaftkaRpc.InitProducerId, req, opts);
   }
 
   /**

@@ -306,6 +306,24 @@ export interface ListOffsetsResponse {
   topics: ListOffsetsTopicResponse[];
 }
 
+// ─── InitProducerId ───
+
+export interface InitProducerIdRequest {
+  /** Must be empty (no transactions yet). */
+  transactionalId?: string;
+  /** Ignored without a transactional id. */
+  transactionTimeoutMs?: number;
+}
+
+export interface InitProducerIdResponse {
+  errorCode: number;
+  errorMessage: string;
+  /** -1 on error. */
+  producerId: number;
+  /** 0 for a fresh id; -1 on error. */
+  producerEpoch: number;
+}
+
 // ─── the service ───
 
 export type RaftkaService = {
@@ -319,6 +337,7 @@ export type RaftkaService = {
   ProduceStream: readonly [ProduceRequest, ProduceResponse];
   Fetch: readonly [FetchRequest, FetchResponse];
   ListOffsets: readonly [ListOffsetsRequest, ListOffsetsResponse];
+  InitProducerId: readonly [InitProducerIdRequest, InitProducerIdResponse];
 };
 
 export const RAFTKA_SERVICE = 'raftka.v1.Raftka';
@@ -334,4 +353,5 @@ export const RaftkaRpc = defineService<RaftkaService>(loadProto('raftka.proto'),
   'ProduceStream',
   'Fetch',
   'ListOffsets',
+  'InitProducerId',
 ]);

@@ -38,6 +38,8 @@ import {
   type FetchPartitionData,
   type FetchRequest,
   type FetchResponse,
+  type InitProducerIdRequest,
+  type InitProducerIdResponse,
   type LeaderHint,
   type ListOffsetsPartitionResponse,
   type ListOffsetsRequest,
@@ -51,7 +53,7 @@ import {
   type TopicDescription,
   type TopicMetadata,
 } from '../proto/raftka.ts';
-import type { AdminClient, MetadataView, PartitionView, ReplicaManagerApi, TopicView } from './types.ts';
+import type { AdminClient, MetadataView, PartitionView, ProducerIdSource, ReplicaManagerApi, TopicView } from './types.ts';
 import type { FetchPartitionRequest, ProduceResult } from '../broker/replica-manager.ts';
 
 export interface ClientApiLimits {
@@ -103,6 +105,8 @@ export interface ClientApiOptions {
   metadata: () => MetadataView;
   admin: AdminClient;
   replicaManager: ReplicaManagerApi;
+  /** InitProducerId's id source; without it InitProducerId answers UNSUPPORTED_VERSION. */
+  producerIds?: ProducerIdSource;
   logger: Logger;
   limits?: Partial<ClientApiLimits>;
 }
@@ -507,6 +511,23 @@ export class ClientApiHandlers {
     return { correlationId: req.correlationId ?? 0, ...NO_ERROR, responses };
   }
 
+  // ─── InitProducerId ───
+
+  async initProducerId(req: InitProducerIdRequest): Promise<InitProducerIdResponse> {
+    const failed = (e: ItemError): InitProducerIdResponse => ({ ...e, producerId: -1, producerEpoch: -1 });
+    if ((req.transactionalId ?? '') !== '') return failed(itemError('INVALID_REQUEST', 'transactional ids are not supported yet; send an empty transactional_id for an idempotent producer'));
+    const source = this.opts.producerIds;
+    if (!source) return failed(itemError('UNSUPPORTED_VERSION', 'this server does not hand out producer ids'));
+    try {
+      // A fresh id always starts at epoch 0 [KIP-98]. A producer that must reset its
+      // sequences (after UNKNOWN_PRODUCER_ID or OUT_OF_ORDER_SEQUENCE_NUMBER) asks for a
+      // new id rather than an epoch bump (KIP-360's bump needs transaction state).
+      return { ...NO_ERROR, producerId: await source.nextProducerId(), producerEpoch: 0 };
+    } catch (e) {
+      return failed(this.errorOf(e, 'InitProducerId'));
+    }
+  }
+
   // ─── Fetch ───
 
   async fetch(req: FetchRequest): Promise<FetchResponse> {
@@ -651,6 +672,7 @@ export function addClientApiService(server: grpc.Server, handlers: ClientApiHand
     Produce: unaryHandler((req: ProduceRequest) => h.produce(req), (e: unknown, req: ProduceRequest) => ({ ...onError('Produce')<ProduceResponse>(e), correlationId: req.correlationId ?? 0 })),
     Fetch: unaryHandler((req: FetchRequest) => h.fetch(req), onError('Fetch')),
     ListOffsets: unaryHandler((req: ListOffsetsRequest) => h.listOffsets(req), onError('ListOffsets')),
+    InitProducerId: unaryHandler((req: InitProducerIdRequest) => h.initProducerId(req), onError('InitProducerId')),
     ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>) => produceStream(call, h, log),
   };
   server.addService(serviceDefinition(RaftkaRpc), impl);
@@ -667,6 +689,7 @@ const EMPTY: Record<string, Record<string, unknown>> = {
   Produce: { correlationId: 0, responses: [] },
   Fetch: { responses: [] },
   ListOffsets: { topics: [] },
+  InitProducerId: { producerId: -1, producerEpoch: -1 },
 };
 
 /**

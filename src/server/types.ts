@@ -111,6 +111,17 @@ export interface AdminClient {
   createPartitions(req: CreatePartitionsRequest): Promise<CreatePartitionsResponse>;
 }
 
+// ─── producer ids ───
+
+/**
+ * Hands out idempotent producer ids [KIP-98] (node.ts: a ProducerIdManager drawing
+ * blocks from the active controller). Throws a RaftkaError (NOT_CONTROLLER,
+ * REQUEST_TIMED_OUT: retriable) when no block can be obtained.
+ */
+export interface ProducerIdSource {
+  nextProducerId(): Promise<number>;
+}
+
 // ─── data ───
 
 /** What the client API needs from the replica manager (the real class's methods). */

@@ -12,6 +12,8 @@ import { encodeRecords, type MetadataRecord } from '../metadata/index.ts';
 import type { MetadataStateMachine } from '../metadata/state-machine.ts';
 import type { RaftDriver, LeaderChange } from '../raft/driver.ts';
 import type {
+  AllocateProducerIdsRequest,
+  AllocateProducerIdsResponse,
   AlterPartitionRpcRequest,
   AlterPartitionRpcResponse,
   BrokerHeartbeatRequest,
@@ -246,6 +248,17 @@ export class ControllerService implements ControllerRpcHandler {
       return { errorCode: r.errorCode, errorMessage: r.errorMessage ?? '', remainingPartitions: [] };
     } catch (e) {
       return { ...ControllerService.wireError(e), remainingPartitions: [] };
+    }
+  }
+
+  async allocateProducerIds(req: AllocateProducerIdsRequest): Promise<AllocateProducerIdsResponse> {
+    try {
+      // Answered after the ProducerIds record commits: a block handed out is then in the
+      // metadata log, and the next controller's nextProducerId is past it [KIP-730].
+      const r = await this.run((now) => this.controller.allocateProducerIds({ brokerId: req.brokerId, brokerEpoch: req.brokerEpoch }, now));
+      return { errorCode: r.errorCode, errorMessage: r.errorMessage ?? '', producerIdStart: r.producerIdStart, producerIdLen: r.producerIdLen };
+    } catch (e) {
+      return { ...ControllerService.wireError(e), producerIdStart: -1, producerIdLen: 0 };
     }
   }
 

@@ -7,7 +7,7 @@
 // the controller RPCs, at the addresses controller.quorum.voters names, so a broker can
 // reach the controller before anything is registered).
 import type { Server as GrpcServer } from '@grpc/grpc-js';
-import { RaftkaError } from '../common/errors.ts';
+import { RaftkaError, errorByCode } from '../common/errors.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { systemRandom } from '../common/random.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
@@ -16,6 +16,7 @@ import type { MetadataImage } from '../metadata/image.ts';
 import { controllerConfig } from '../controller/index.ts';
 import { ReplicaManager } from '../broker/replica-manager.ts';
 import { assignmentsFor } from '../broker/assignments.ts';
+import { ProducerIdManager } from '../broker/producer-id-manager.ts';
 import { startRaftNode, parseVoters, type RaftNodeHandle } from '../io/raft-node.ts';
 import { checkMetaProperties } from '../io/meta-properties.ts';
 import { addControllerService, GrpcControllerClient } from '../io/controller-rpc.ts';
@@ -102,6 +103,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       createTopics: forward('createTopics'),
       deleteTopics: forward('deleteTopics'),
       createPartitions: forward('createPartitions'),
+      allocateProducerIds: forward('allocateProducerIds'),
     };
     const controllerListener = listeners.get('CONTROLLER')!;
     const raft: RaftNodeHandle = await startRaftNode({
@@ -207,6 +209,17 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       deleteTopics: (req) => (service?.isActive ? service.deleteTopics(req) : controllerClient.deleteTopics(req)),
       createPartitions: (req) => (service?.isActive ? service.createPartitions(req) : controllerClient.createPartitions(req)),
     };
+    // InitProducerId: ids from blocks the active controller allocates [KIP-730].
+    const producerIds = new ProducerIdManager({
+      allocate: async () => {
+        const req = { brokerId: nodeId, brokerEpoch: late.lifecycle?.brokerEpoch ?? -1 };
+        const r = service?.isActive ? await service.allocateProducerIds(req) : await controllerClient.allocateProducerIds(req);
+        if (r.errorCode !== 0) throw new RaftkaError(errorByCode(r.errorCode), r.errorMessage || `AllocateProducerIds failed with ${errorByCode(r.errorCode)}`);
+        return { start: r.producerIdStart, len: r.producerIdLen };
+      },
+      logger: componentLogger(logger, 'producer-ids'),
+    });
+    closers.push(() => producerIds.close());
     const quorum = () => ({ leaderId: raft.driver.leaderId, voters: voters.map((v) => v.nodeId), lag: raft.driver.voterLag() });
     const clientApi: ClientApiServer = await startClientApiServer({
       listen: address(listeners.get('CLIENT')!),
@@ -214,6 +227,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       metadata: () => metadataView(clusterId, stateMachine.image, quorum()),
       admin,
       replicaManager: rm,
+      producerIds,
       logger,
     });
     closers.push(() => clientApi.close());
@@ -230,7 +244,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
     // Reconcile replicas with every new image, one pass at a time, always to the latest.
     let reconciling = false;
     let pending: MetadataImage | undefined;
-    let reconciledEpoch = -1;
+    // The last image whose assignments are fully applied (logs open, roles set).
+    let reconciled: MetadataImage | undefined;
     const reconcile = async (image: MetadataImage) => {
       pending = image;
       if (reconciling) return;
@@ -248,8 +263,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
             if (raftEp && !voterAddress.has(b.brokerId)) raft.setPeerAddress(b.brokerId, `${raftEp.host}:${raftEp.port}`);
           }
           await rm.reconcile(assignmentsFor(img, nodeId));
-          const me = img.broker(nodeId);
-          if (me && late.lifecycle && me.brokerEpoch === late.lifecycle.brokerEpoch) reconciledEpoch = me.brokerEpoch;
+          reconciled = img;
         }
       } catch (e) {
         log.error({ err: e }, 'reconciliation failed');
@@ -267,8 +281,10 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       rack: cfg['broker.rack'],
       controller: controllerClient,
       heartbeatIntervalMs: cfg['broker.heartbeat.interval.ms'],
-      // Caught up once our own registration is replayed and the replicas it names are open.
-      caughtUpOffset: (epoch) => (reconciledEpoch === epoch && !reconciling ? stateMachine.image.offset : -1),
+      // Caught up once an image holding our own registration has been reconciled (the
+      // replicas it names are open). Judged from the image itself, not from when the
+      // registration response arrived, which may come after that image.
+      caughtUpOffset: (epoch) => (reconciled?.broker(nodeId)?.brokerEpoch === epoch ? reconciled.offset : -1),
       logger,
     });
     late.lifecycle = lifecycle;

@@ -231,7 +231,10 @@ export class ProcessCluster {
         const p = this.procs.get(id);
         if (p && p.exitCode !== null && p.exitCode !== 0) throw new Error(`node ${id} exited with code ${p.exitCode}; see ${this.logPath(id)}:\n${this.logTail(id, 20)}`);
       }
-      if (Date.now() > deadline) throw new Error(`cluster not ready after ${timeoutMs} ms (last view: ${JSON.stringify(r)})`);
+      if (Date.now() > deadline) {
+        const tails = ids.map((id) => `--- node ${id} (${this.logPath(id)}) ---\n${this.logTail(id, 12)}`).join('\n');
+        throw new Error(`cluster not ready after ${timeoutMs} ms (last view: ${JSON.stringify(r)})\n${tails}`);
+      }
       await new Promise((res) => setTimeout(res, pollMs));
     }
   }

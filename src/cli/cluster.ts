@@ -1,32 +1,30 @@
 // `raftka cluster describe`: brokers (fenced or not), the active controller and the
-// quorum voters, from any broker.
+// quorum voters, from any broker (--bootstrap: a comma-separated list, default
+// $RAFTKA_BOOTSTRAP or 127.0.0.1:9092).
 import type { Command } from 'commander';
-import { RawClient } from '../client/raw-client.ts';
-import { errorByCode } from '../common/errors.ts';
+import { action, bootstrapOption, CliError, Cluster, codeLine, oneLineErrors } from './common.ts';
 
 export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('inspect the cluster');
-  cluster
-    .command('describe')
-    .description('show brokers, the active controller and the quorum voters')
-    .option('-b, --bootstrap <host:port>', 'any broker', '127.0.0.1:9092')
-    .option('--json', 'print one JSON object')
-    .action(async (opts: { bootstrap: string; json?: boolean }) => {
-      const client = new RawClient(opts.bootstrap, { timeoutMs: 5000 });
+  oneLineErrors(
+    bootstrapOption(cluster.command('describe').description('show brokers (fenced or not), the active controller and the quorum voters with their lag').option('--json', 'print one JSON object')),
+    'cluster describe',
+  ).action(
+    action('cluster describe', async (opts: { bootstrap: string; json?: boolean }) => {
+      const conn = new Cluster(opts.bootstrap);
       try {
-        let r = await client.describeCluster();
-        if (r.errorCode !== 0) throw new Error(`${errorByCode(r.errorCode)}: ${r.errorMessage}`);
+        // any() asks for metadata with the short bootstrap deadline: an unreachable cluster fails in seconds.
+        const client = await conn.any();
+        let r = await client.describeCluster({ timeoutMs: 5000 });
+        if (r.errorCode !== 0) throw new CliError(codeLine(r.errorCode, r.errorMessage));
         // Voter lag is known only on the Raft leader (the active controller): ask it.
-        const ctl = r.brokers.find((b) => b.id === r.controllerId);
+        const ctl = conn.broker(r.controllerId);
         if (ctl && r.voters.some((v) => v.lag < 0)) {
-          const c2 = new RawClient(`${ctl.host}:${ctl.port}`, { timeoutMs: 5000 });
           try {
-            const fromLeader = await c2.describeCluster();
+            const fromLeader = await ctl.describeCluster({ timeoutMs: 5000 });
             if (fromLeader.errorCode === 0) r = fromLeader;
           } catch {
-            // keep what the bootstrap broker said
-          } finally {
-            c2.close();
+            // keep what the first broker said
           }
         }
         const out = {
@@ -43,7 +41,8 @@ export function registerClusterCommands(program: Command): void {
         for (const b of out.brokers) console.log(`  broker ${b.id}  ${b.host}:${b.port}${b.rack ? `  rack ${b.rack}` : ''}  ${b.fenced ? 'FENCED' : 'unfenced'}`);
         console.log(`  voters: ${out.voters.map((v) => `${v.id}${v.id === out.controller ? ' (leader)' : ''}${v.lag >= 0 ? ` lag ${v.lag}` : ''}`).join(', ')}`);
       } finally {
-        client.close();
+        conn.close();
       }
-    });
+    }),
+  );
 }

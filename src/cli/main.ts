@@ -6,6 +6,10 @@ import { registerStorageCommands } from './storage.ts';
 import { registerBrokerCommand } from './broker.ts';
 import { registerDevCommand } from './dev.ts';
 import { registerClusterCommands } from './cluster.ts';
+import { registerTopicsCommands } from './topics.ts';
+import { registerProduceCommand } from './produce.ts';
+import { registerConsumeCommand } from './consume.ts';
+import { registerMetadataCommands } from './metadata.ts';
 
 export function buildProgram(): Command {
   const program = new Command('raftka')
@@ -18,6 +22,10 @@ export function buildProgram(): Command {
   registerBrokerCommand(program);
   registerDevCommand(program);
   registerClusterCommands(program);
+  registerTopicsCommands(program);
+  registerProduceCommand(program);
+  registerConsumeCommand(program);
+  registerMetadataCommands(program);
   return program;
 }
 

@@ -1,0 +1,220 @@
+// `raftka topics create|list|describe|delete|alter-config`, like kafka-topics and
+// kafka-configs. Admin requests go to any broker, which forwards them to the active
+// controller and answers once the controller's records commit.
+import type { Command } from 'commander';
+import { errorByCode } from '../common/errors.ts';
+import { isTopicConfigKey, parseTopicConfig } from '../metadata/topic-config.ts';
+import type { ConfigEntry, TopicDescription } from '../proto/raftka.ts';
+import { action, bootstrapOption, CliError, Cluster, codeLine, collect, intArg, oneLineErrors, parseKeyValues } from './common.ts';
+
+const ADMIN_TIMEOUT_MS = 15_000;
+
+/** Checks keys and values the way the controller will, so a typo fails before any request. */
+function checkConfigs(configs: Record<string, string>): void {
+  for (const k of Object.keys(configs)) {
+    if (!isTopicConfigKey(k)) throw new CliError(`unknown topic config ${JSON.stringify(k)}`);
+  }
+  try {
+    parseTopicConfig(configs);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+function describeJson(t: TopicDescription, allConfigs: boolean) {
+  return {
+    name: t.name,
+    topicId: t.topicId,
+    partitions: t.partitions.map((p) => ({
+      partition: p.partition,
+      leader: p.leaderId,
+      leaderEpoch: p.leaderEpoch,
+      replicas: p.replicas,
+      isr: p.isr,
+      offlineReplicas: p.offlineReplicas,
+      ...(p.errorCode !== 0 ? { error: codeLine(p.errorCode, p.errorMessage) } : {}),
+    })),
+    configs: Object.fromEntries(
+      t.configs.filter((c) => allConfigs || c.source === 'topic').map((c) => [c.name, allConfigs ? { value: c.value, source: c.source } : c.value]),
+    ),
+  };
+}
+
+function configsLine(configs: ConfigEntry[], all: boolean): string {
+  const shown = configs.filter((c) => all || c.source === 'topic');
+  return shown.map((c) => `${c.name}=${c.value}${all ? ` (${c.source})` : ''}`).join(',');
+}
+
+export function registerTopicsCommands(program: Command): void {
+  const topics = program.command('topics').description('create, list, describe, delete and configure topics');
+
+  oneLineErrors(
+    bootstrapOption(
+      topics
+        .command('create')
+        .description('create a topic')
+        .argument('<name>', 'topic name')
+        .option('-p, --partitions <n>', 'number of partitions (default: the broker default, num.partitions)', intArg(1, 1_000_000))
+        .option('-r, --replication-factor <n>', 'replicas per partition (default: default.replication.factor)', intArg(1, 1024))
+        .option('-c, --config <key=value>', 'a topic config override, e.g. retention.ms=60000 (repeatable)', collect, [])
+        .option('--if-not-exists', 'succeed when the topic already exists')
+        .option('--json', 'print the created topic as one JSON object'),
+    ),
+    'topics create',
+  ).action(
+    action('topics create', async (name: string, opts: { bootstrap: string; partitions?: number; replicationFactor?: number; config: string[]; ifNotExists?: boolean; json?: boolean }) => {
+      const configs = parseKeyValues('--config', opts.config);
+      checkConfigs(configs);
+      const cluster = new Cluster(opts.bootstrap);
+      try {
+        const client = await cluster.any();
+        const r = await client.createTopics({
+          topics: [{ name, numPartitions: opts.partitions ?? 0, replicationFactor: opts.replicationFactor ?? 0, configs }],
+          timeoutMs: ADMIN_TIMEOUT_MS,
+        });
+        if (r.errorCode !== 0) throw new CliError(`cannot create topic ${JSON.stringify(name)}: ${codeLine(r.errorCode, r.errorMessage)}`);
+        const t = r.topics[0];
+        if (!t) throw new CliError(`cannot create topic ${JSON.stringify(name)}: empty answer`);
+        if (t.errorCode !== 0) {
+          if (opts.ifNotExists && errorByCode(t.errorCode) === 'TOPIC_ALREADY_EXISTS') {
+            if (opts.json) console.log(JSON.stringify({ name, created: false }));
+            else console.log(`Topic ${name} already exists.`);
+            return;
+          }
+          throw new CliError(`cannot create topic ${JSON.stringify(name)}: ${codeLine(t.errorCode, t.errorMessage)}`);
+        }
+        if (opts.json) {
+          console.log(
+            JSON.stringify({
+              name: t.name,
+              topicId: t.topicId,
+              created: true,
+              partitions: t.numPartitions,
+              replicationFactor: t.replicationFactor,
+              configs: Object.fromEntries(t.configs.filter((c) => c.source === 'topic').map((c) => [c.name, c.value])),
+            }),
+          );
+        } else {
+          console.log(`Created topic ${t.name} (id ${t.topicId}, ${t.numPartitions} partitions, replication factor ${t.replicationFactor}).`);
+        }
+      } finally {
+        cluster.close();
+      }
+    }),
+  );
+
+  oneLineErrors(
+    bootstrapOption(topics.command('list').description('list topic names').option('--json', 'print one JSON object: {"topics":[{name,topicId,partitions}]}')),
+    'topics list',
+  ).action(
+    action('topics list', async (opts: { bootstrap: string; json?: boolean }) => {
+      const cluster = new Cluster(opts.bootstrap);
+      try {
+        const md = await cluster.metadata();
+        const list = md.topics
+          .filter((t) => t.errorCode === 0)
+          .map((t) => ({ name: t.name, topicId: t.topicId, partitions: t.partitions.length }))
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        if (opts.json) console.log(JSON.stringify({ topics: list }));
+        else for (const t of list) console.log(t.name);
+      } finally {
+        cluster.close();
+      }
+    }),
+  );
+
+  oneLineErrors(
+    bootstrapOption(
+      topics
+        .command('describe')
+        .description('show partitions (leader, leader epoch, replicas, ISR, offline replicas) and configs of one topic or all')
+        .argument('[name]', 'topic name (default: every topic)')
+        .option('--all-configs', 'show every effective config with its source (topic, broker, default), not only overrides')
+        .option('--json', 'one JSON object per topic'),
+    ),
+    'topics describe',
+  ).action(
+    action('topics describe', async (name: string | undefined, opts: { bootstrap: string; allConfigs?: boolean; json?: boolean }) => {
+      const cluster = new Cluster(opts.bootstrap);
+      try {
+        const client = await cluster.any();
+        const r = await client.describeTopics(name === undefined ? {} : { names: [name] }, { timeoutMs: ADMIN_TIMEOUT_MS });
+        if (r.errorCode !== 0) throw new CliError(codeLine(r.errorCode, r.errorMessage));
+        const found = r.topics.filter((t) => t.errorCode === 0).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        if (name !== undefined && found.length === 0) {
+          const t = r.topics[0];
+          if (!t || errorByCode(t.errorCode) === 'UNKNOWN_TOPIC_OR_PARTITION') throw new CliError(`topic ${JSON.stringify(name)} does not exist`);
+          throw new CliError(`topic ${JSON.stringify(name)}: ${codeLine(t.errorCode, t.errorMessage)}`);
+        }
+        for (const t of found) {
+          if (opts.json) {
+            console.log(JSON.stringify(describeJson(t, opts.allConfigs ?? false)));
+            continue;
+          }
+          const rf = t.partitions[0]?.replicas.length ?? 0;
+          console.log(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${t.partitions.length}\tReplicationFactor: ${rf}\tConfigs: ${configsLine(t.configs, opts.allConfigs ?? false)}`);
+          for (const p of [...t.partitions].sort((a, b) => a.partition - b.partition)) {
+            console.log(
+              `\tTopic: ${t.name}\tPartition: ${p.partition}\tLeader: ${p.leaderId < 0 ? 'none' : p.leaderId}\tLeaderEpoch: ${p.leaderEpoch}` +
+                `\tReplicas: ${p.replicas.join(',')}\tIsr: ${p.isr.join(',')}${p.offlineReplicas.length > 0 ? `\tOffline: ${p.offlineReplicas.join(',')}` : ''}` +
+                `${p.errorCode !== 0 ? `\tError: ${codeLine(p.errorCode, p.errorMessage)}` : ''}`,
+            );
+          }
+        }
+      } finally {
+        cluster.close();
+      }
+    }),
+  );
+
+  oneLineErrors(
+    bootstrapOption(topics.command('delete').description('delete a topic and its data on every broker').argument('<name>', 'topic name').option('--json', 'print one JSON object')),
+    'topics delete',
+  ).action(
+    action('topics delete', async (name: string, opts: { bootstrap: string; json?: boolean }) => {
+      const cluster = new Cluster(opts.bootstrap);
+      try {
+        const client = await cluster.any();
+        const r = await client.deleteTopics({ names: [name], timeoutMs: ADMIN_TIMEOUT_MS });
+        if (r.errorCode !== 0) throw new CliError(`cannot delete topic ${JSON.stringify(name)}: ${codeLine(r.errorCode, r.errorMessage)}`);
+        const t = r.topics[0];
+        if (t && t.errorCode !== 0) {
+          if (errorByCode(t.errorCode) === 'UNKNOWN_TOPIC_OR_PARTITION') throw new CliError(`topic ${JSON.stringify(name)} does not exist`);
+          throw new CliError(`cannot delete topic ${JSON.stringify(name)}: ${codeLine(t.errorCode, t.errorMessage)}`);
+        }
+        if (opts.json) console.log(JSON.stringify({ name, topicId: t?.topicId ?? null, deleted: true }));
+        else console.log(`Deleted topic ${name}.`);
+      } finally {
+        cluster.close();
+      }
+    }),
+  );
+
+  oneLineErrors(
+    bootstrapOption(
+      topics
+        .command('alter-config')
+        .description('set or delete topic config overrides (needs an AlterConfigs API on the server, which it does not have yet: fails after checking the input)')
+        .argument('<name>', 'topic name')
+        .option('--set <key=value>', 'set a config override (repeatable)', collect, [])
+        .option('--delete <key>', 'remove a config override, back to the default (repeatable)', collect, []),
+    ),
+    'topics alter-config',
+  ).action(
+    action('topics alter-config', async (name: string, opts: { bootstrap: string; set: string[]; delete: string[] }) => {
+      const sets = parseKeyValues('--set', opts.set);
+      if (Object.keys(sets).length === 0 && opts.delete.length === 0) throw new CliError('nothing to change: give --set key=value or --delete key');
+      checkConfigs(sets);
+      for (const k of opts.delete) if (!isTopicConfigKey(k)) throw new CliError(`unknown topic config ${JSON.stringify(k)}`);
+      const cluster = new Cluster(opts.bootstrap);
+      try {
+        await cluster.topic(name);
+      } finally {
+        cluster.close();
+      }
+      // The public API (proto/raftka.proto) has no AlterConfigs rpc yet; configs can only be
+      // set at creation. Say so instead of pretending the change was made.
+      throw new CliError('the server has no AlterConfigs API yet, nothing was changed (set configs at creation: raftka topics create --config key=value)');
+    }),
+  );
+}

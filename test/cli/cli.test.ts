@@ -1,0 +1,172 @@
+// The `raftka` CLI end to end, as a user runs it: subprocesses against a real three-node
+// cluster. Topics create / list / describe / delete, 10,000 stdin lines through
+// `raftka produce` and back out of `raftka consume` (same set, per-partition order, keys
+// on Kafka's murmur2 partition), cluster describe, one-line errors with exit code 1 for
+// bad input, and `metadata dump` of a stopped node's data dir.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { partitionForKey } from '../../src/client/partitioner.ts';
+import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
+import { defer, tempDir } from '../support/tmp.ts';
+
+const bin = new URL('../../bin/raftka.mjs', import.meta.url).pathname;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function raftka(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    // A hung command fails the test instead of hanging it.
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), ms: Date.now() - t0 });
+    });
+    child.stdin.on('error', () => undefined); // a command that fails early closes its stdin
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+function lines(s: string): string[] {
+  return s.split('\n').filter((l) => l !== '');
+}
+
+/** A user mistake: exit code 1, one line on stderr (no stack trace), within a few seconds. */
+function assertOneLineError(r: Run, pattern: RegExp, what: string): void {
+  assert.equal(r.code, 1, `${what}: exit code (stderr: ${r.stderr})`);
+  const errLines = lines(r.stderr);
+  assert.equal(errLines.length, 1, `${what}: one line on stderr, got:\n${r.stderr}`);
+  assert.match(errLines[0]!, pattern, what);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
+  assert.ok(r.ms < 8_000, `${what}: took ${r.ms} ms`);
+}
+
+test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) => {
+  const root = tempDir(t, 'raftka-cli-');
+  const ports = await freePorts(7);
+  const cluster = ProcessCluster.prepare({ root, nodeIds: [1, 2, 3], clientPorts: ports.slice(0, 3), controllerPorts: ports.slice(3, 6), overrides: DEV_OVERRIDES });
+  defer(t, () => cluster.killAll());
+  cluster.startAll();
+  await cluster.waitReady(60_000);
+  // Most commands find the cluster through the environment, as a user's shell would.
+  const env = { RAFTKA_BOOTSTRAP: cluster.bootstrap };
+
+  // ── topics create / list ──
+  const created = await raftka(['topics', 'create', 'cli', '--partitions', '3', '--replication-factor', '3', '--config', 'retention.ms=3600000', '--json'], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const c = JSON.parse(created.stdout) as { name: string; topicId: string; partitions: number; replicationFactor: number; configs: Record<string, string> };
+  assert.deepEqual([c.name, c.partitions, c.replicationFactor], ['cli', 3, 3], created.stdout);
+  const again = await raftka(['topics', 'create', 'cli', '-p', '3'], { env });
+  assertOneLineError(again, /^raftka topics create: cannot create topic "cli": TOPIC_ALREADY_EXISTS/, 'create twice');
+
+  // ── produce 10,000 keyed lines (gzip), offsets printed with --verbose --json ──
+  const input = Array.from({ length: 10_000 }, (_, i) => `k${i % 97}:v${i}`);
+  const produced = await raftka(['produce', 'cli', '--key-separator', ':', '--compression', 'gzip', '--verbose', '--json'], { env, input: input.join('\n') + '\n' });
+  assert.equal(produced.code, 0, produced.stderr);
+  const acks = lines(produced.stdout).map((l) => JSON.parse(l) as { topic: string; partition: number; offset: number });
+  assert.equal(acks.length, 10_000, 'one acknowledgement per line');
+  const endOffsets = [0, 1, 2].map((p) => acks.filter((a) => a.partition === p).length);
+  for (let p = 0; p < 3; p++) {
+    const offsets = acks.filter((a) => a.partition === p).map((a) => a.offset).sort((a, b) => a - b);
+    assert.deepEqual(offsets, Array.from({ length: endOffsets[p]! }, (_, i) => i), `partition ${p}: offsets 0..n-1, each once`);
+  }
+
+  // ── consume them back: same set, per-partition input order, murmur2 placement ──
+  const consumed = await raftka(['consume', 'cli', '--offset', 'earliest', '--max-messages', '10000', '--timeout-ms', '10000', '--json'], { env });
+  assert.equal(consumed.code, 0, consumed.stderr);
+  assert.match(consumed.stderr, /Processed a total of 10000 messages/);
+  const records = lines(consumed.stdout).map((l) => JSON.parse(l) as { topic: string; partition: number; offset: number; key: string; value: string; timestamp: number; headers: unknown[] });
+  assert.equal(records.length, 10_000);
+  assert.deepEqual(new Set(records.map((r) => `${r.key}:${r.value}`)), new Set(input), 'the same lines came back');
+  for (let p = 0; p < 3; p++) {
+    const mine = records.filter((r) => r.partition === p);
+    assert.equal(mine.length, endOffsets[p], `partition ${p}: every record`);
+    assert.deepEqual(mine.map((r) => r.offset), Array.from({ length: mine.length }, (_, i) => i), `partition ${p}: offsets in order`);
+    const seq = mine.map((r) => Number(r.value.slice(1)));
+    assert.deepEqual(seq, [...seq].sort((a, b) => a - b), `partition ${p}: lines in input order`);
+  }
+  for (const r of records) assert.equal(r.partition, partitionForKey(Buffer.from(r.key), 3), `key ${r.key} on its murmur2 partition`);
+
+  // --format, one partition, from an offset
+  const formatted = await raftka(['consume', 'cli', '--partition', '1', '--offset', '5', '--max-messages', '3', '--format', '%p/%o %k=%v'], { env });
+  assert.equal(formatted.code, 0, formatted.stderr);
+  const p1 = records.filter((r) => r.partition === 1).slice(5, 8);
+  assert.deepEqual(lines(formatted.stdout), p1.map((r) => `1/${r.offset} ${r.key}=${r.value}`));
+  // --timeout-ms: nothing new after latest, so it stops on its own.
+  const idle = await raftka(['consume', 'cli', '--offset', 'latest', '--timeout-ms', '300'], { env });
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.equal(idle.stdout, '');
+  assert.match(idle.stderr, /Processed a total of 0 messages/);
+
+  // ── describe topic, list, cluster ──
+  const described = await raftka(['topics', 'describe', 'cli', '--json'], { env });
+  assert.equal(described.code, 0, described.stderr);
+  const d = JSON.parse(described.stdout) as { name: string; topicId: string; partitions: Array<{ partition: number; leader: number; leaderEpoch: number; replicas: number[]; isr: number[] }>; configs: Record<string, string> };
+  assert.equal(d.topicId, c.topicId);
+  assert.deepEqual(d.partitions.map((p) => p.partition), [0, 1, 2]);
+  for (const p of d.partitions) {
+    assert.deepEqual([...p.replicas].sort(), [1, 2, 3]);
+    assert.ok(p.replicas.includes(p.leader) && p.isr.includes(p.leader), `partition ${p.partition} led by an ISR member`);
+    assert.ok(p.leaderEpoch >= 0);
+  }
+  assert.equal(d.configs['retention.ms'], '3600000');
+  const text = await raftka(['topics', 'describe', 'cli'], { env });
+  assert.match(text.stdout, /Topic: cli\tTopicId: \S+\tPartitionCount: 3\tReplicationFactor: 3\tConfigs: retention\.ms=3600000/);
+  assert.equal(lines(text.stdout).filter((l) => /\tPartition: \d\tLeader: \d\tLeaderEpoch: \d+\tReplicas: [1-3],[1-3],[1-3]\tIsr: /.test(l)).length, 3);
+  const listed = await raftka(['topics', 'list', '--json', '--bootstrap', cluster.clientAddress(2)]);
+  assert.deepEqual((JSON.parse(listed.stdout) as { topics: Array<{ name: string }> }).topics.map((x) => x.name), ['cli']);
+  const clusterDesc = await raftka(['cluster', 'describe', '--json'], { env });
+  assert.equal(clusterDesc.code, 0, clusterDesc.stderr);
+  const cd = JSON.parse(clusterDesc.stdout) as { clusterId: string; controller: number; brokers: Array<{ id: number; fenced: boolean }>; voters: Array<{ id: number }> };
+  assert.equal(cd.clusterId, cluster.clusterId);
+  assert.deepEqual(cd.brokers.map((b) => [b.id, b.fenced]), [[1, false], [2, false], [3, false]]);
+  assert.deepEqual(cd.voters.map((v) => v.id), [1, 2, 3]);
+
+  // ── bad input: one line, exit 1, quickly ──
+  assertOneLineError(await raftka(['produce', 'nope'], { env, input: 'a\nb\n' }), /^raftka produce: topic "nope" does not exist$/, 'produce to an unknown topic');
+  assertOneLineError(await raftka(['consume', 'nope', '--timeout-ms', '1000'], { env }), /^raftka consume: topic "nope" does not exist$/, 'consume an unknown topic');
+  assertOneLineError(await raftka(['topics', 'describe', 'nope'], { env }), /^raftka topics describe: topic "nope" does not exist$/, 'describe an unknown topic');
+  assertOneLineError(await raftka(['consume', 'cli', '--partition', '7'], { env }), /has no partition 7/, 'an unknown partition');
+  assertOneLineError(await raftka(['produce', 'cli', '--bogus'], { env }), /^raftka produce: unknown option '--bogus'/, 'an unknown flag');
+  assertOneLineError(await raftka(['consume', 'cli', '--max-messages', 'ten'], { env }), /^raftka consume: option .*--max-messages.* is invalid/, 'a bad flag value');
+  assertOneLineError(await raftka(['topics', 'create', 'x', '--config', 'retention.mss=1'], { env }), /unknown topic config "retention\.mss"/, 'an unknown config key');
+  const unreachable = `127.0.0.1:${ports[6]}`;
+  for (const args of [['topics', 'list'], ['cluster', 'describe'], ['consume', 'cli'], ['produce', 'cli']]) {
+    assertOneLineError(await raftka([...args, '--bootstrap', unreachable], { input: 'x\n' }), /cannot reach any broker of 127\.0\.0\.1:\d+/, `${args.join(' ')} with an unreachable bootstrap`);
+  }
+  // No AlterConfigs rpc on the server yet: a clear error, never a pretended success.
+  assertOneLineError(await raftka(['topics', 'alter-config', 'cli', '--set', 'retention.ms=1000'], { env }), /no AlterConfigs API/, 'alter-config');
+
+  // ── delete ──
+  assert.equal((await raftka(['topics', 'create', 'gone', '-p', '1', '-r', '3'], { env })).code, 0);
+  const deleted = await raftka(['topics', 'delete', 'gone'], { env });
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assertOneLineError(await raftka(['topics', 'delete', 'gone'], { env }), /topic "gone" does not exist/, 'delete twice');
+
+  // ── metadata dump: refused while the node runs, decoded once it has stopped ──
+  assertOneLineError(await raftka(['metadata', 'dump', '--dir', cluster.dataDir(3)]), /locked by a running node/, 'dump a running node');
+  await cluster.stop(3);
+  const dump = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(3), '--json']);
+  assert.equal(dump.code, 0, dump.stderr);
+  const items = lines(dump.stdout).map((l) => JSON.parse(l) as { type: string; index?: number; term?: number; kind?: string; records?: Array<{ type: string; name?: string; topicId?: string }> });
+  const withRecords = items.flatMap((i) => (i.type === 'entry' || i.type === 'snapshot' ? (i.records ?? []) : []));
+  assert.ok(withRecords.some((r) => r.type === 'topic' && r.name === 'cli' && r.topicId === c.topicId), 'the topic record of "cli"');
+  assert.ok(withRecords.some((r) => r.type === 'removeTopic'), 'the removal of "gone"');
+  const entries = items.filter((i) => i.type === 'entry');
+  assert.ok(entries.length > 0 && entries.every((e, i) => i === 0 || e.index === entries[i - 1]!.index! + 1), 'entries in index order');
+  const human = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(3)]);
+  assert.match(human.stdout, /^index \d+ term \d+ normal, \d+ records$/m);
+  assert.match(human.stdout, /^ {2}\| topic \{"name":"cli"/m);
+});

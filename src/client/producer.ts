@@ -221,6 +221,7 @@ export class Producer {
   private bufferedBytes = 0;
   private readonly memoryWaiters: Array<() => void> = [];
   private activeSends = 0;
+  private appendTail: Promise<void> = Promise.resolve();
   private readonly idleWaiters: Array<() => void> = [];
   private drainScheduled = false;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -369,13 +370,31 @@ export class Producer {
       if (!Array.isArray(tm.messages)) throw new RaftkaClientError('INVALID_ARGUMENT', `messages for ${tm.topic} must be an array`);
       n += tm.messages.length;
     }
-    await this.ctx.cluster.ensure(topics);
+    // Sends append in call order (so per-partition order follows the order of send()
+    // calls), each after the one before it, whatever their metadata waits.
+    const prev = this.appendTail;
+    let appended!: () => void;
+    this.appendTail = new Promise<void>((r) => (appended = r));
+    this.activeSends++;
+    try {
+      await this.ctx.cluster.ensure(topics);
+      await prev;
+    } catch (e) {
+      await prev;
+      this.activeSends--;
+      appended();
+      this.notifyIdle();
+      throw e;
+    }
     // Explicit partitions are checked before anything is encoded, so a bad one fails the
     // send without writing part of it.
     for (const tm of batch.topicMessages) {
       const count = this.ctx.cluster.topic(tm.topic)!.partitions.length;
       for (const m of tm.messages) {
         if (m.partition !== undefined && (!Number.isInteger(m.partition) || m.partition < 0 || m.partition >= count)) {
+          this.activeSends--;
+          appended();
+          this.notifyIdle();
           throw new RaftkaProtocolError('UNKNOWN_TOPIC_OR_PARTITION', `partition ${m.partition} of ${tm.topic} does not exist (it has ${count})`, { topic: tm.topic, partition: m.partition });
         }
       }
@@ -388,7 +407,6 @@ export class Producer {
       reject = rej;
     });
     const op: SendOp = { batchOf: new Array<Batch>(n), deltaOf: new Int32Array(n), tsOf: new Float64Array(n), pending: 0, appendDone: false, settled: false, resolve, reject };
-    this.activeSends++;
     try {
       const now = Date.now();
       let i = 0;
@@ -423,6 +441,7 @@ export class Producer {
       reject(e);
     } finally {
       this.activeSends--;
+      appended();
       op.appendDone = true;
       this.notifyIdle();
     }

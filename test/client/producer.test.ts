@@ -1,0 +1,145 @@
+// Producer behaviour against a broker whose answers the test controls (test/client/
+// fake-broker.ts): bounded buffer memory, send after disconnect, retries that resend the
+// same bytes in order, non-retriable errors, and batching many partitions per request.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Raftka, RaftkaClientError, RaftkaProtocolError, type Producer } from '../../src/client/index.ts';
+import { decodeRecords, readBatchHeader } from '../../src/log/batch.ts';
+import type { ProduceRequest, ProduceResponse } from '../../src/proto/raftka.ts';
+import { defer, waitFor } from '../support/tmp.ts';
+import { FakeBroker } from './fake-broker.ts';
+
+async function setup(t: { after(fn: () => unknown): void }, topics: Record<string, number>, opts: Parameters<Raftka['producer']>[0] = {}): Promise<{ broker: FakeBroker; producer: Producer }> {
+  const broker = new FakeBroker(topics);
+  await broker.start();
+  defer(t, () => broker.stop());
+  const producer = new Raftka({ brokers: [broker.address], clientId: 'test', requestTimeout: 5000 }).producer(opts);
+  await producer.connect();
+  defer(t, () => producer.disconnect().catch(() => undefined));
+  return { broker, producer };
+}
+
+function errorAnswer(req: ProduceRequest, code: number): ProduceResponse {
+  return {
+    correlationId: req.correlationId ?? 0,
+    errorCode: 0,
+    errorMessage: '',
+    responses: req.topicData.map((td) => ({ name: td.name ?? '', topicId: '', partitions: td.partitions.map((p) => ({ partition: p.partition, errorCode: code, errorMessage: 'injected', baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, currentLeader: null })) })),
+  };
+}
+
+test('send waits while bufferMemory is full, memory stays bounded, and everything is delivered once answers flow', async (t) => {
+  const bufferMemory = 64 * 1024;
+  const { broker, producer } = await setup(t, { t: 1 }, { bufferMemory, batchSize: 16 * 1024, lingerMs: 1 });
+  const held: Array<() => void> = [];
+  broker.handler = (req) => new Promise((resolve) => held.push(() => resolve(broker.appendAll(req))));
+  const value = Buffer.alloc(1000, 0x61);
+  let peak = 0;
+  let resolved = 0;
+  const sends = Array.from({ length: 300 }, (_, i) =>
+    producer.send({ topic: 't', messages: [{ value, key: `k${i}` }] }).then((r) => {
+      resolved++;
+      return r;
+    }),
+  );
+  const watch = setInterval(() => (peak = Math.max(peak, producer.bufferedBytesNow)), 1);
+  defer(t, () => clearInterval(watch));
+  // The broker holds every answer: the buffer fills and the remaining sends wait.
+  await waitFor('the buffer to fill', () => producer.bufferedBytesNow >= bufferMemory, 5000, 5);
+  await waitFor('requests to reach the broker', () => held.length > 0, 5000, 5);
+  assert.equal(resolved, 0);
+  const pendingBefore = held.length;
+  // Nothing more is accepted while nothing is released.
+  assert.ok(producer.bufferedBytesNow < bufferMemory + 2 * 1100, `buffered ${producer.bufferedBytesNow}`);
+  broker.handler = (req) => Promise.resolve(broker.appendAll(req));
+  for (const release of held.splice(0)) release();
+  const results = await Promise.all(sends);
+  clearInterval(watch);
+  assert.ok(pendingBefore > 0);
+  assert.ok(peak <= bufferMemory + 1100, `peak buffered ${peak} exceeds bufferMemory + one record`);
+  assert.equal(producer.bufferedBytesNow, 0);
+  const offsets = results.map((r) => r[0]!.offset).sort((a, b) => a - b);
+  assert.deepEqual(offsets, Array.from({ length: 300 }, (_, i) => i));
+  const stored = broker.batches('t', 0).flatMap((b) => decodeRecords(b.bytes));
+  assert.equal(stored.length, 300);
+});
+
+test('send after disconnect fails with a typed error; disconnect drains what was queued', async (t) => {
+  const { broker, producer } = await setup(t, { t: 3 }, { lingerMs: 50 });
+  const pending = producer.send({ topic: 't', messages: [{ value: 'queued-1' }, { value: 'queued-2', partition: 2 }] });
+  await producer.disconnect();
+  const r = await pending;
+  assert.equal(r.length, 2);
+  assert.equal(r[1]!.partition, 2);
+  assert.equal(broker.batches('t', 2).length, 1);
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'late' }] }), (e) => e instanceof RaftkaClientError && e.type === 'PRODUCER_DISCONNECTED');
+  await assert.rejects(
+    new Raftka({ brokers: [broker.address] }).producer().send({ topic: 't', messages: [{ value: 'x' }] }),
+    (e) => e instanceof RaftkaClientError && e.type === 'PRODUCER_NOT_CONNECTED',
+  );
+});
+
+test('retriable errors resend the same bytes (same producer id and sequence) and keep per-partition order', async (t) => {
+  const { broker, producer } = await setup(t, { t: 1 }, { lingerMs: 0, batchSize: 1, maxInFlightRequests: 5, retry: { initialRetryTime: 5, maxRetryTime: 20 } });
+  // The first two requests fail with NOT_LEADER_OR_FOLLOWER, later ones succeed; the
+  // broker checks sequences like a partition leader would.
+  let failures = 2;
+  let expectedSeq = 0;
+  broker.handler = (req) => {
+    const batch = req.topicData[0]!.partitions[0]!.records;
+    const h = readBatchHeader(batch);
+    if (failures > 0) {
+      failures--;
+      return Promise.resolve(errorAnswer(req, 6));
+    }
+    if (h.baseSequence !== expectedSeq) return Promise.resolve(errorAnswer(req, 45)); // OUT_OF_ORDER_SEQUENCE_NUMBER
+    expectedSeq = h.baseSequence + h.recordCount;
+    return Promise.resolve(broker.appendAll(req));
+  };
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => producer.send({ topic: 't', messages: [{ value: `v${i}` }] })));
+  assert.deepEqual(results.map((r) => r[0]!.offset), Array.from({ length: 20 }, (_, i) => i), 'acknowledged in send order');
+  const values = broker.batches('t', 0).flatMap((b) => decodeRecords(b.bytes).map((r) => r.value!.toString()));
+  assert.deepEqual(values, Array.from({ length: 20 }, (_, i) => `v${i}`), 'written once each, in order');
+  const pid = producer.producerIdentity.producerId;
+  assert.ok(pid >= 1000);
+  const sent = broker.requests.map((r) => readBatchHeader(r.topicData[0]!.partitions[0]!.records));
+  assert.ok(sent.every((h) => h.producerId === pid && h.producerEpoch === 0));
+  // The failed first attempts were resent with their original sequence.
+  assert.equal(sent[0]!.baseSequence, 0);
+  assert.ok(sent.filter((h) => h.baseSequence === 0).length >= 2);
+});
+
+test('a non-retriable error fails the affected send with a typed error naming the code', async (t) => {
+  const { broker, producer } = await setup(t, { t: 2 }, { lingerMs: 0 });
+  broker.handler = (req) => Promise.resolve(req.topicData[0]!.partitions.some((p) => p.partition === 1) ? errorAnswer(req, 10) : broker.appendAll(req));
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'big', partition: 1 }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'MESSAGE_TOO_LARGE' && e.code === 10 && !e.retriable && e.partition === 1);
+  const ok = await producer.send({ topic: 't', messages: [{ value: 'fine', partition: 0 }] });
+  assert.equal(ok[0]!.offset, 0);
+  await assert.rejects(producer.send({ topic: 'nope', messages: [{ value: 'x' }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION');
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'x', partition: 7 }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION');
+  await assert.rejects(producer.send({ topic: 't', acks: 1, messages: [{ value: 'x' }] }), (e) => e instanceof RaftkaClientError && e.type === 'INVALID_ARGUMENT');
+});
+
+test('a deliveryTimeoutMs bound fails sends the broker keeps refusing', async (t) => {
+  const { broker, producer } = await setup(t, { t: 1 }, { lingerMs: 0, deliveryTimeoutMs: 300, retry: { initialRetryTime: 10, maxRetryTime: 50 } });
+  broker.handler = (req) => Promise.resolve(errorAnswer(req, 19)); // NOT_ENOUGH_REPLICAS
+  const t0 = Date.now();
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'x' }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'REQUEST_TIMED_OUT' && /NOT_ENOUGH_REPLICAS/.test(e.message));
+  assert.ok(Date.now() - t0 < 3000);
+  assert.ok(broker.requests.length >= 2, 'retried before giving up');
+});
+
+test('one request carries many partitions, one batch each, and records per message come back in order', async (t) => {
+  const { broker, producer } = await setup(t, { t: 6 }, { lingerMs: 20 });
+  const messages = Array.from({ length: 600 }, (_, i) => ({ key: `key-${i}`, value: `value-${i}` }));
+  const r = await producer.send({ topic: 't', messages });
+  assert.equal(r.length, 600);
+  assert.ok(broker.requests.length <= 2, `${broker.requests.length} requests for 600 small records`);
+  assert.ok(broker.requests[0]!.topicData[0]!.partitions.length > 1);
+  for (let i = 0; i < 600; i++) {
+    const md = r[i]!;
+    const batch = broker.batches('t', md.partition).find((b) => b.baseOffset === md.baseOffset)!;
+    const rec = decodeRecords(batch.bytes)[md.offset - md.baseOffset]!;
+    assert.equal(rec.value!.toString(), `value-${i}`);
+  }
+});

@@ -9,7 +9,8 @@
 // repeats records.
 import type { Command } from 'commander';
 import { errorByCode, isRetriable } from '../common/errors.ts';
-import { decodeRecords, iterateBatches, type LogRecord } from '../log/batch.ts';
+import { decodeBatch, registerCodecs } from '../client/codecs.ts';
+import { iterateBatches, type LogRecord } from '../log/batch.ts';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type TopicMetadata } from '../proto/raftka.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, exitQuietlyOnEpipe, intArg, oneLineErrors, writeOut } from './common.ts';
 
@@ -353,7 +354,9 @@ class ConsoleConsumer {
     if (this.stopped) return;
     if (r.errorCode !== 0) throw new CliError(`fetch from broker ${broker}: ${codeLine(r.errorCode, r.errorMessage)}`);
     const answers = r.responses.find((t) => t.name === this.topic.name)?.partitions ?? [];
-    let out = '';
+    // Decode everything first (asynchronous for some codecs), then count and print in
+    // one synchronous pass, so concurrent fetch loops cannot together pass --max-messages.
+    const decoded: Array<{ p: PartState & { offset: number }; batches: Array<{ lastOffset: number; records: LogRecord[] }> }> = [];
     for (const p of fetching) {
       const a = answers.find((x) => x.partition === p.partition);
       if (!a) continue;
@@ -362,35 +365,34 @@ class ConsoleConsumer {
         continue;
       }
       p.failures = 0;
-      let batches;
+      const batches: Array<{ lastOffset: number; records: LogRecord[] }> = [];
       try {
-        batches = [...iterateBatches(a.records)];
+        for (const { header, bytes } of iterateBatches(a.records)) {
+          if (header.lastOffset < p.offset) continue;
+          // decodeBatch handles every codec, zstd included (which is asynchronous only).
+          batches.push({ lastOffset: header.lastOffset, records: header.isControl ? [] : await decodeBatch(bytes) });
+        }
       } catch (e) {
         throw new CliError(`partition ${p.partition}: ${(e as Error).message}`);
       }
-      for (const { header, bytes } of batches) {
-        if (header.lastOffset < p.offset) continue;
-        if (!header.isControl) {
-          let records: LogRecord[];
-          try {
-            records = decodeRecords(bytes);
-          } catch (e) {
-            throw new CliError(`partition ${p.partition}: ${(e as Error).message}`);
-          }
-          for (const rec of records) {
-            // A batch may start before the fetch offset (e.g. a compressed one).
-            if (rec.offset < p.offset) continue;
-            out += this.render(rec, p.partition) + '\n';
-            this.count++;
-            if (this.flags.maxMessages !== undefined && this.count >= this.flags.maxMessages) {
-              // Stop first (synchronously), so no other fetch loop prints past the limit.
-              this.stop();
-              await writeOut(out);
-              return;
-            }
+      decoded.push({ p, batches });
+    }
+    if (this.stopped) return;
+    let out = '';
+    for (const { p, batches } of decoded) {
+      for (const batch of batches) {
+        for (const rec of batch.records) {
+          // A batch may start before the fetch offset (e.g. a compressed one).
+          if (rec.offset < p.offset) continue;
+          out += this.render(rec, p.partition) + '\n';
+          this.count++;
+          if (this.flags.maxMessages !== undefined && this.count >= this.flags.maxMessages) {
+            this.stop();
+            await writeOut(out);
+            return;
           }
         }
-        p.offset = header.lastOffset + 1;
+        p.offset = batch.lastOffset + 1;
       }
     }
     if (out !== '') {
@@ -420,6 +422,7 @@ export function registerConsumeCommand(program: Command): void {
     action('consume', async (topicName: string, flags: ConsumeFlags) => {
       if (flags.json && flags.format !== undefined) throw new CliError('--json and --format exclude each other');
       const start = parseOffset(flags.offset);
+      registerCodecs();
       const render = flags.json ? renderJson(topicName) : compileFormat(flags.format ?? '%v', topicName);
       exitQuietlyOnEpipe();
       const cluster = new Cluster(flags.bootstrap);

@@ -110,6 +110,16 @@ test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) 
   assert.equal(idle.stdout, '');
   assert.match(idle.stderr, /Processed a total of 0 messages/);
 
+  // zstd (an asynchronous-only codec) round trip through one partition
+  const zIn = ['z-one', 'z-two', 'z-three'];
+  const zProduced = await raftka(['produce', 'cli', '--partition', '2', '--compression', 'zstd', '--verbose', '--json'], { env, input: zIn.join('\n') });
+  assert.equal(zProduced.code, 0, zProduced.stderr);
+  const zAcks = lines(zProduced.stdout).map((l) => JSON.parse(l) as { partition: number; offset: number });
+  assert.deepEqual(zAcks.map((a) => [a.partition, a.offset]), [0, 1, 2].map((i) => [2, endOffsets[2]! + i]), 'offsets in input order');
+  const zRead = await raftka(['consume', 'cli', '--partition', '2', '--offset', String(endOffsets[2]), '--max-messages', '3', '--format', '%k|%v'], { env });
+  assert.equal(zRead.code, 0, zRead.stderr);
+  assert.deepEqual(lines(zRead.stdout), zIn.map((v) => `null|${v}`));
+
   // ── describe topic, list, cluster ──
   const described = await raftka(['topics', 'describe', 'cli', '--json'], { env });
   assert.equal(described.code, 0, described.stderr);
@@ -139,6 +149,8 @@ test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) 
   assertOneLineError(await raftka(['consume', 'nope', '--timeout-ms', '1000'], { env }), /^raftka consume: topic "nope" does not exist$/, 'consume an unknown topic');
   assertOneLineError(await raftka(['topics', 'describe', 'nope'], { env }), /^raftka topics describe: topic "nope" does not exist$/, 'describe an unknown topic');
   assertOneLineError(await raftka(['consume', 'cli', '--partition', '7'], { env }), /has no partition 7/, 'an unknown partition');
+  assertOneLineError(await raftka(['produce', 'cli', '--partition', '9'], { env, input: 'a\n' }), /^raftka produce: topic "cli" has no partition 9/, 'produce to an unknown partition');
+  assertOneLineError(await raftka(['produce', 'cli', '--partition', '0'], { env, input: `${'x'.repeat(2 << 20)}\n` }), /^raftka produce: .*(TOO_LARGE|too large|larger)/i, 'a record over max.message.bytes');
   assertOneLineError(await raftka(['produce', 'cli', '--bogus'], { env }), /^raftka produce: unknown option '--bogus'/, 'an unknown flag');
   assertOneLineError(await raftka(['consume', 'cli', '--max-messages', 'ten'], { env }), /^raftka consume: option .*--max-messages.* is invalid/, 'a bad flag value');
   assertOneLineError(await raftka(['topics', 'create', 'x', '--config', 'retention.mss=1'], { env }), /unknown topic config "retention\.mss"/, 'an unknown config key');

@@ -1,14 +1,15 @@
 // The `raftka` CLI end to end, as a user runs it: subprocesses against a real three-node
 // cluster. Topics create / list / describe / delete, 10,000 stdin lines through
 // `raftka produce` and back out of `raftka consume` (same set, per-partition order, keys
-// on Kafka's murmur2 partition), cluster describe, one-line errors with exit code 1 for
-// bad input, and `metadata dump` of a stopped node's data dir.
+// on Kafka's murmur2 partition), a zstd round trip, cluster describe, one-line errors
+// with exit code 1 for bad input, a running consumer following a leader change, and
+// `metadata dump` of the stopped leader's data dir.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { partitionForKey } from '../../src/client/partitioner.ts';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
-import { defer, tempDir } from '../support/tmp.ts';
+import { defer, tempDir, waitFor } from '../support/tmp.ts';
 
 const bin = new URL('../../bin/raftka.mjs', import.meta.url).pathname;
 
@@ -20,10 +21,15 @@ interface Run {
 }
 
 function raftka(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
+  return start(args, opts).done;
+}
+
+/** Starts a command; `stdout()` shows what it printed so far (to wait on progress). */
+function start(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { done: Promise<Run>; stdout: () => string } {
   const t0 = Date.now();
-  return new Promise((resolve, reject) => {
+  const out: Buffer[] = [];
+  const done = new Promise<Run>((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
@@ -37,6 +43,7 @@ function raftka(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv;
     child.stdin.on('error', () => undefined); // a command that fails early closes its stdin
     child.stdin.end(opts.input ?? '');
   });
+  return { done, stdout: () => Buffer.concat(out).toString() };
 }
 
 function lines(s: string): string[] {
@@ -167,10 +174,24 @@ test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) 
   assert.equal(deleted.code, 0, deleted.stderr);
   assertOneLineError(await raftka(['topics', 'delete', 'gone'], { env }), /topic "gone" does not exist/, 'delete twice');
 
+  // ── consume follows a leader change: the leader of partition 0 stops mid-read, more
+  // records arrive through the new leader, and the running consumer prints them all ──
+  const p0 = records.filter((r) => r.partition === 0).map((r) => r.value);
+  const victim = d.partitions.find((p) => p.partition === 0)!.leader;
+  const follower = start(['consume', 'cli', '--partition', '0', '--offset', 'earliest', '--max-messages', String(p0.length + 5), '--timeout-ms', '30000', '--format', '%v'], { env, timeoutMs: 60_000 });
+  await waitFor('the consumer read partition 0', () => lines(follower.stdout()).length >= p0.length, 20_000, 50);
+
   // ── metadata dump: refused while the node runs, decoded once it has stopped ──
-  assertOneLineError(await raftka(['metadata', 'dump', '--dir', cluster.dataDir(3)]), /locked by a running node/, 'dump a running node');
-  await cluster.stop(3);
-  const dump = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(3), '--json']);
+  assertOneLineError(await raftka(['metadata', 'dump', '--dir', cluster.dataDir(victim)]), /locked by a running node/, 'dump a running node');
+  await cluster.stop(victim);
+  const later = ['after-1', 'after-2', 'after-3', 'after-4', 'after-5'];
+  const more = await raftka(['produce', 'cli', '--partition', '0', '--bootstrap', cluster.runningIds().map((id) => cluster.clientAddress(id)).join(',')], { input: later.join('\n') });
+  assert.equal(more.code, 0, more.stderr);
+  const followed = await follower.done;
+  assert.equal(followed.code, 0, followed.stderr);
+  assert.deepEqual(lines(followed.stdout), [...p0, ...later], 'partition 0 read across the leader change, nothing skipped or repeated');
+
+  const dump = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(victim), '--json']);
   assert.equal(dump.code, 0, dump.stderr);
   const items = lines(dump.stdout).map((l) => JSON.parse(l) as { type: string; index?: number; term?: number; kind?: string; records?: Array<{ type: string; name?: string; topicId?: string }> });
   const withRecords = items.flatMap((i) => (i.type === 'entry' || i.type === 'snapshot' ? (i.records ?? []) : []));
@@ -178,7 +199,7 @@ test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) 
   assert.ok(withRecords.some((r) => r.type === 'removeTopic'), 'the removal of "gone"');
   const entries = items.filter((i) => i.type === 'entry');
   assert.ok(entries.length > 0 && entries.every((e, i) => i === 0 || e.index === entries[i - 1]!.index! + 1), 'entries in index order');
-  const human = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(3)]);
+  const human = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(victim)]);
   assert.match(human.stdout, /^index \d+ term \d+ normal, \d+ records$/m);
   assert.match(human.stdout, /^ {2}\| topic \{"name":"cli"/m);
 });

@@ -334,7 +334,7 @@ class ConsoleConsumer {
       return;
     }
     if (name === 'OFFSET_OUT_OF_RANGE') {
-      throw new CliError(`partition ${p.partition}: offset ${String(p.offset)} is out of range (${message || 'outside the log'})`);
+      throw new CliError(`partition ${p.partition}: ${message || `offset ${String(p.offset)} is out of range`}`);
     }
     throw new CliError(`partition ${p.partition}: ${codeLine(code, message)}`);
   }

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { action, bootstrapOption, CliError, Cluster, codeLine, oneLineErrors } from './common.ts';
 
 export function registerClusterCommands(program: Command): void {
-  const cluster = program.command('cluster').description('inspect the cluster');
+  const cluster = oneLineErrors(program.command('cluster').description('inspect the cluster'), 'cluster');
   oneLineErrors(
     bootstrapOption(cluster.command('describe').description('show brokers (fenced or not), the active controller and the quorum voters with their lag').option('--json', 'print one JSON object')),
     'cluster describe',

@@ -162,7 +162,7 @@ function dbPathOf(dir: string): string {
 }
 
 export function registerMetadataCommands(program: Command): void {
-  const metadata = program.command('metadata').description('inspect the cluster metadata log');
+  const metadata = oneLineErrors(program.command('metadata').description('inspect the cluster metadata log'), 'metadata');
   oneLineErrors(
     metadata
       .command('dump')

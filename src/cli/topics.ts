@@ -46,7 +46,7 @@ function configsLine(configs: ConfigEntry[], all: boolean): string {
 }
 
 export function registerTopicsCommands(program: Command): void {
-  const topics = program.command('topics').description('create, list, describe, delete and configure topics');
+  const topics = oneLineErrors(program.command('topics').description('create, list, describe, delete and configure topics'), 'topics');
 
   oneLineErrors(
     bootstrapOption(

@@ -765,8 +765,10 @@ export class Producer {
     tp.inFlight.delete(b);
     b.lastError = err;
     let retriable = ERRORS[name].retriable;
-    if (this.idempotent && name === 'OUT_OF_ORDER_SEQUENCE_NUMBER') {
-      // Only a gap if nothing sent before this batch is still unacknowledged.
+    if (this.idempotent && (name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID')) {
+      // Only a gap if nothing sent before this batch is still unacknowledged: otherwise
+      // the leader simply saw this batch before its predecessor (a retried predecessor,
+      // or unary requests, which HTTP/2 does not keep in order) and it is retried after it.
       retriable = [...tp.inFlight, ...tp.queue].some((o) => o.sequence >= 0 && o.sealIndex < b.sealIndex);
     }
     if (this.idempotent && !retriable && (name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID')) {

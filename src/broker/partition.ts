@@ -2,10 +2,13 @@
 // follower progress); as follower it tracks the leader's high watermark from fetches.
 // Role changes come only from the metadata image, at a leader epoch at least as new as
 // the current one, so a stale leader is fenced by epoch.
-import { RaftkaError } from '../common/errors.ts';
+import { RaftkaError, isRaftkaError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
-import type { PartitionLog, AppendInfo } from '../log/partition-log.ts';
-import { iterateBatches } from '../log/batch.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import type { PartitionLog, AppendInfo, LeaderAppendAdmission } from '../log/partition-log.ts';
+import { iterateBatches, type BatchHeader } from '../log/batch.ts';
+import { PRODUCER_ID_EXPIRATION_MS_DEFAULT, ProducerStateManager } from './producer-state.ts';
+import { deleteProducerSnapshotsAbove, listProducerSnapshots, pruneProducerSnapshots, readProducerSnapshot, writeProducerSnapshot } from './producer-snapshots.ts';
 import { LeaderState, type IsrChange } from '../replication/leader-state.ts';
 import type { PartitionAssignment, ReplicaFetchPartition, ReplicaFetchPartitionResponse, TopicPartition } from './types.ts';
 import { ERRORS } from '../common/errors.ts';
@@ -19,6 +22,18 @@ export interface PartitionSettings {
   readonly replicaLagTimeMaxMs: number;
 }
 
+export interface ProducerStateOptions {
+  /** producer.id.expiration.ms: idle producers are forgotten after this long (default 1 day). */
+  readonly expirationMs?: number;
+  /** A producer state snapshot is also written after this many bytes appended since the last one (default 64 MiB). */
+  readonly snapshotIntervalBytes?: number;
+  /** Wall clock for producer expiry (default the system clock). */
+  readonly clock?: Clock;
+}
+
+/** How many bytes of log one rebuild read takes. */
+const REPLAY_READ_BYTES = 1024 * 1024;
+
 export class Partition {
   private _role: Role;
   private _leaderEpoch: number;
@@ -28,18 +43,42 @@ export class Partition {
   /** Follower: the leader's HW as last seen, capped at the local log end. */
   private followerHighWatermark = 0;
 
+  // ── Idempotent producer state [KIP-98] ──
+  // Persistence: a snapshot file (src/broker/producer-snapshots.ts) is written when the
+  // log rolls a segment, after snapshotIntervalBytes of appends, and at clean close; at
+  // open (and after a truncation) the newest snapshot at or below the log end is loaded
+  // and the batches after it are replayed from the log. Without any snapshot the whole
+  // log is replayed from its start.
+  private _producers: ProducerStateManager;
+  /** Set while the state is rebuilt (or must be): idempotent appends are refused meanwhile. */
+  private producerStateLoading = false;
+  private readonly producerExpirationMs: number;
+  private readonly snapshotIntervalBytes: number;
+  private readonly clock: Clock;
+  private snapshotTail: Promise<void> = Promise.resolve();
+  private snapshotSegmentBase = -1;
+  private bytesSinceSnapshot = 0;
+  private closed = false;
+  private readonly admit: LeaderAppendAdmission;
+
   constructor(
     readonly tp: TopicPartition,
     readonly log: PartitionLog,
     private readonly localBrokerId: number,
     private settings: PartitionSettings,
     private readonly logger: Logger,
+    producerOpts: ProducerStateOptions = {},
   ) {
     this._role = { kind: 'follower', leaderId: -1 };
     this._leaderEpoch = -1;
     this._partitionEpoch = -1;
     this._replicas = [];
     this._isr = [];
+    this.producerExpirationMs = producerOpts.expirationMs ?? PRODUCER_ID_EXPIRATION_MS_DEFAULT;
+    this.snapshotIntervalBytes = producerOpts.snapshotIntervalBytes ?? 64 * 1024 * 1024;
+    this.clock = producerOpts.clock ?? systemClock;
+    this._producers = new ProducerStateManager(this.producerExpirationMs, log.logEndOffset);
+    this.admit = (batches, firstOffset, nowMs, appendTimeMs) => this.admitAsLeader(batches, firstOffset, nowMs, appendTimeMs);
   }
 
   get role(): Role {
@@ -140,9 +179,160 @@ export class Partition {
     if (acks === -1 && state.isr.length < this.settings.minInsyncReplicas) {
       throw new RaftkaError('NOT_ENOUGH_REPLICAS', `ISR ${JSON.stringify(state.isr)} is smaller than min.insync.replicas ${this.settings.minInsyncReplicas}`);
     }
-    const info = await this.log.appendAsLeader(records, state.leaderEpoch);
+    let info: AppendInfo;
+    try {
+      info = await this.log.appendAsLeader(records, state.leaderEpoch, this.admit);
+    } catch (e) {
+      // A failed write after admission may leave the producer state ahead of the log:
+      // rebuild it from what the log holds before admitting more idempotent batches.
+      if (isRaftkaError(e, 'KAFKA_STORAGE_ERROR')) this.scheduleProducerStateRebuild();
+      throw e;
+    }
     this.onLocalProgress();
+    if (!info.duplicate) this.afterAppend(info.bytes);
     return info;
+  }
+
+  /** The producer state (read-only use: tests, inspection). */
+  get producers(): ProducerStateManager {
+    return this._producers;
+  }
+
+  /**
+   * Runs inside the log's serialized append path at offset assignment (see
+   * LeaderAppendAdmission), so two in-flight requests of one producer cannot both pass
+   * the sequence check before either is placed.
+   */
+  private admitAsLeader(batches: readonly BatchHeader[], firstOffset: number, nowMs: number, appendTimeMs: number): ReturnType<LeaderAppendAdmission> {
+    if (this.producerStateLoading && batches.some((b) => b.producerId >= 0)) {
+      throw new RaftkaError('NOT_LEADER_OR_FOLLOWER', `${this.tp.topic}-${this.tp.partition} is still loading its producer state; retry shortly`);
+    }
+    const v = this._producers.admitAsLeader(batches, firstOffset, nowMs, appendTimeMs);
+    switch (v.kind) {
+      case 'append':
+        return v;
+      case 'duplicate':
+        this.logger.debug({ firstOffset: v.firstOffset, lastOffset: v.lastOffset }, 'duplicate idempotent batch answered with its original offsets');
+        return { kind: 'duplicate', firstOffset: v.firstOffset, lastOffset: v.lastOffset, maxTimestamp: v.timestamp };
+      case 'error':
+        throw new RaftkaError(v.error, v.message);
+    }
+  }
+
+  // ---- producer state: load, rebuild, snapshots ----
+
+  /**
+   * (Re)builds the producer state: the newest snapshot at or below the log end, then
+   * every batch after it. Snapshots past the log end (a crash or truncation dropped what
+   * they describe) are deleted. Idempotent appends are refused until it is done.
+   */
+  async loadProducerState(): Promise<void> {
+    this.producerStateLoading = true;
+    try {
+      const dir = this.log.dir;
+      const end = this.log.logEndOffset;
+      await deleteProducerSnapshotsAbove(dir, end);
+      let state: ProducerStateManager | undefined;
+      for (const offset of (await listProducerSnapshots(dir)).reverse()) {
+        const snap = await readProducerSnapshot(dir, offset);
+        if (snap) {
+          state = ProducerStateManager.restore(snap, this.producerExpirationMs);
+          break;
+        }
+      }
+      state ??= new ProducerStateManager(this.producerExpirationMs, this.log.logStartOffset);
+      const from = state.appliedEndOffset;
+      // Replay until caught up with the log end as it is when we swap the state in (a
+      // follower append may land while we read).
+      for (;;) {
+        const target = this.log.logEndOffset;
+        if (state.appliedEndOffset >= target) break;
+        const start = Math.max(state.appliedEndOffset, this.log.logStartOffset);
+        if (start >= target) {
+          state.advanceTo(target);
+          break;
+        }
+        const r = await this.log.read(start, REPLAY_READ_BYTES, { upperBoundOffset: target });
+        const now = this.clock.nowMs();
+        let any = false;
+        for (const { header } of iterateBatches(r.records)) {
+          state.applyFromLog(header, now);
+          any = true;
+        }
+        if (!any) state.advanceTo(target);
+      }
+      state.expire(this.clock.nowMs());
+      this._producers = state;
+      this.snapshotSegmentBase = this.log.activeSegmentBaseOffset;
+      this.logger.debug({ from, to: state.appliedEndOffset, producers: state.size }, 'producer state loaded');
+    } finally {
+      this.producerStateLoading = false;
+    }
+  }
+
+  private scheduleProducerStateRebuild(): void {
+    if (this.producerStateLoading || this.closed) return;
+    this.producerStateLoading = true;
+    void this.loadProducerState().catch((e: unknown) => {
+      this.logger.error({ err: e }, 'rebuilding the producer state failed');
+      // Stay refusing idempotent appends: a state we cannot trust must not admit them.
+      this.producerStateLoading = true;
+    });
+  }
+
+  /** Drops idle producers (producer.id.expiration.ms); returns how many. */
+  expireProducers(nowMs: number = this.clock.nowMs()): number {
+    return this._producers.expire(nowMs);
+  }
+
+  /** Snapshots the producer state when the log rolled or enough bytes went by (off the append path). */
+  private afterAppend(bytes: number): void {
+    this.bytesSinceSnapshot += bytes;
+    const rolled = this.log.activeSegmentBaseOffset !== this.snapshotSegmentBase;
+    if (rolled || this.bytesSinceSnapshot >= this.snapshotIntervalBytes) void this.snapshotProducerState().catch(() => undefined);
+  }
+
+  /** Writes a snapshot of the producer state as it is now; one at a time per partition. */
+  snapshotProducerState(): Promise<void> {
+    this.snapshotSegmentBase = this.log.activeSegmentBaseOffset;
+    this.bytesSinceSnapshot = 0;
+    const snap = this._producers.snapshot();
+    const dir = this.log.dir;
+    const p = this.snapshotTail.then(async () => {
+      if (this.closed && snap.offset !== this.log.logEndOffset) return;
+      await writeProducerSnapshot(dir, snap);
+      await pruneProducerSnapshots(dir);
+    });
+    this.snapshotTail = p.catch((e: unknown) => this.logger.warn({ err: (e as Error).message }, 'writing a producer state snapshot failed'));
+    return p;
+  }
+
+  /** Follower truncation of a divergent tail [KIP-320]; the producer state follows the log. */
+  async truncateTo(offset: number): Promise<void> {
+    await this.log.truncateTo(offset);
+    await this.loadProducerState();
+  }
+
+  /** Follower reset to the leader's log start: no batch is left, so no producer state either. */
+  async truncateFullyAndStartAt(offset: number): Promise<void> {
+    await this.log.truncateFullyAndStartAt(offset);
+    await deleteProducerSnapshotsAbove(this.log.dir, -1);
+    this._producers = new ProducerStateManager(this.producerExpirationMs, this.log.logEndOffset);
+  }
+
+  /** Closes the log, then snapshots the producer state at the log end so the next open replays nothing. */
+  async close(): Promise<void> {
+    await this.log.close();
+    this.closed = true;
+    if (!this.producerStateLoading && this._producers.appliedEndOffset === this.log.logEndOffset) {
+      await this.snapshotProducerState().catch(() => undefined);
+    }
+    await this.snapshotTail;
+  }
+
+  /** Stops writing snapshots (the replica is being deleted or abandoned). */
+  stopProducerSnapshots(): void {
+    this.closed = true;
   }
 
   /** Returns true when the HW advanced. */
@@ -209,21 +399,36 @@ export class Partition {
     return { response: { ...base, errorCode: 0, ...info(), records: r.records }, hwAdvanced: highWatermarkAdvanced, isrChange };
   }
 
-  /** Follower: appends what the leader sent and adopts its HW (capped at our log end). */
+  /**
+   * Follower: appends what the leader sent and adopts its HW (capped at our log end). The
+   * appended batches update the producer state, so this replica deduplicates retries
+   * once it leads.
+   */
   async appendFromLeader(resp: ReplicaFetchPartitionResponse): Promise<number> {
     let appended = 0;
     if (resp.records.length > 0) {
       // Only whole batches at or after our log end (a fetch may end with a partial batch).
       const whole: Buffer[] = [];
+      const headers: BatchHeader[] = [];
       let end = this.log.logEndOffset;
       for (const { bytes, header } of iterateBatches(resp.records)) {
         if (header.baseOffset < end) continue;
         whole.push(bytes);
+        headers.push(header);
         end = header.lastOffset + 1;
       }
       if (whole.length > 0) {
-        const info = await this.log.appendAsFollower(whole.length === 1 ? whole[0]! : Buffer.concat(whole));
+        let info: AppendInfo;
+        try {
+          info = await this.log.appendAsFollower(whole.length === 1 ? whole[0]! : Buffer.concat(whole));
+        } catch (e) {
+          if (isRaftkaError(e, 'KAFKA_STORAGE_ERROR')) this.scheduleProducerStateRebuild();
+          throw e;
+        }
+        const now = this.clock.nowMs();
+        for (const h of headers) this._producers.applyFromLog(h, now);
         appended = info.lastOffset + 1 - info.firstOffset;
+        this.afterAppend(info.bytes);
       }
     }
     if (resp.highWatermark > this.followerHighWatermark) this.followerHighWatermark = resp.highWatermark;

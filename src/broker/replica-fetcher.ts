@@ -131,7 +131,7 @@ class LeaderFetcher {
             if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.code && r.logStartOffset > p.log.logEndOffset) {
               // The leader deleted what we would need next: start over at its log start.
               logger.warn({ tp: key, leaderLogStart: r.logStartOffset }, 'follower is behind the leader log start; resetting');
-              await p.log.truncateFullyAndStartAt(r.logStartOffset);
+              await p.truncateFullyAndStartAt(r.logStartOffset);
               continue;
             }
             logger.debug({ tp: key, error: errorByCode(r.errorCode) }, 'partition fetch error; pausing');
@@ -145,8 +145,8 @@ class LeaderFetcher {
               r.divergingEpoch,
             );
             logger.info({ tp: key, diverging: r.divergingEpoch, truncateTo: offset }, 'truncating divergent log tail');
-            if (offset < p.log.logStartOffset) await p.log.truncateFullyAndStartAt(Math.max(offset, r.logStartOffset));
-            else await p.log.truncateTo(offset);
+            if (offset < p.log.logStartOffset) await p.truncateFullyAndStartAt(Math.max(offset, r.logStartOffset));
+            else await p.truncateTo(offset);
             continue;
           }
           await p.appendFromLeader(r);

@@ -42,6 +42,12 @@ export interface ReplicaManagerOptions {
   isrCheckIntervalMs?: number;
   /** How often retention and compaction run (log.retention.check.interval.ms). */
   retentionCheckIntervalMs?: number;
+  /** producer.id.expiration.ms: idle idempotent producers are forgotten after this long (default 1 day). */
+  producerIdExpirationMs?: number;
+  /** producer.id.expiration.check.interval.ms (default 10 minutes, as Kafka). */
+  producerIdExpirationCheckIntervalMs?: number;
+  /** Bytes appended to a partition between producer state snapshots, besides one per segment roll (default 64 MiB). */
+  producerSnapshotIntervalBytes?: number;
   /** Test-only: fsync observer handed to every log (power-loss simulation). */
   onSync?: (path: string, length: number) => void;
 }
@@ -104,6 +110,7 @@ export class ReplicaManager {
   start(): void {
     this.timers.push(setInterval(() => this.checkIsr(), this.opts.isrCheckIntervalMs ?? 250));
     this.timers.push(setInterval(() => void this.runRetention(), this.opts.retentionCheckIntervalMs ?? 300_000));
+    this.timers.push(setInterval(() => this.expireProducers(), this.opts.producerIdExpirationCheckIntervalMs ?? 600_000));
     for (const t of this.timers) t.unref();
   }
 
@@ -154,6 +161,7 @@ export class ReplicaManager {
       this.delayed.touch(`hw:${key}`);
       this.delayed.touch(`leo:${key}`);
       this.logger.info({ tp: key, dir: p.log.dir }, 'replica removed; deleting its data');
+      p.stopProducerSnapshots();
       try {
         await p.log.deleteAll();
         await rm(p.log.dir, { recursive: true, force: true });
@@ -205,7 +213,18 @@ export class ReplicaManager {
       logger: this.opts.logger,
       ...(this.opts.onSync ? { onSync: this.opts.onSync } : {}),
     });
-    const p = new Partition(a, log, this.opts.brokerId, this.settingsFor(a), componentLogger(this.opts.logger, 'partition', { tp: `${a.topic}-${a.partition}` }));
+    const p = new Partition(a, log, this.opts.brokerId, this.settingsFor(a), componentLogger(this.opts.logger, 'partition', { tp: `${a.topic}-${a.partition}` }), {
+      ...(this.opts.producerIdExpirationMs !== undefined ? { expirationMs: this.opts.producerIdExpirationMs } : {}),
+      ...(this.opts.producerSnapshotIntervalBytes !== undefined ? { snapshotIntervalBytes: this.opts.producerSnapshotIntervalBytes } : {}),
+      clock: this.opts.clock,
+    });
+    try {
+      // Idempotent producer state: the newest snapshot plus the batches after it [KIP-98].
+      await p.loadProducerState();
+    } catch (e) {
+      await log.close().catch(() => undefined);
+      throw e;
+    }
     this.partitions.set(tpKey(a.topicId, a.partition), p);
     return p;
   }
@@ -370,6 +389,16 @@ export class ReplicaManager {
     return { offset: found, timestamp };
   }
 
+  // ---- idempotent producers ----
+
+  /** Forgets producers idle past producer.id.expiration.ms on every hosted replica. */
+  expireProducers(nowMs: number = this.opts.clock.nowMs()): number {
+    let n = 0;
+    for (const p of this.partitions.values()) n += p.expireProducers(nowMs);
+    if (n > 0) this.logger.info({ expired: n }, 'expired idle producer ids');
+    return n;
+  }
+
   // ---- ISR maintenance ----
 
   private checkIsr(): void {
@@ -430,7 +459,7 @@ export class ReplicaManager {
     for (const t of this.timers) clearInterval(t);
     await this.fetchers.close();
     this.delayed.expireAll();
-    for (const p of this.partitions.values()) await p.log.close().catch(() => undefined);
+    for (const p of this.partitions.values()) await p.close().catch(() => undefined);
     this.partitions.clear();
   }
 }

@@ -17,6 +17,8 @@ import type { AlterPartitionRequest, ControllerClient } from '../broker/types.ts
 import { ControllerRpc, type ControllerService, type WireAlterPartitionRequest, type WireAlterPartitionResponse } from '../proto/broker.ts';
 import { callUnary, CHANNEL_OPTIONS, isServiceError, serviceDefinition, unaryHandler, type RpcMethod } from '../proto/rpc.ts';
 import type {
+  AllocateProducerIdsRequest,
+  AllocateProducerIdsResponse,
   AlterPartitionRpcResponse,
   BrokerHeartbeatRequest,
   BrokerHeartbeatResponse,
@@ -55,6 +57,7 @@ const ERROR_SHAPES: { [K in keyof ControllerService]: () => ControllerService[K]
   BrokerHeartbeat: () => ({ errorCode: 0, errorMessage: '', isCaughtUp: false, isFenced: true, shouldShutDown: false }),
   AlterPartition: () => ({ errorCode: 0, errorMessage: '', isr: [], leaderEpoch: -1, partitionEpoch: -1 }),
   ControlledShutdown: () => ({ errorCode: 0, errorMessage: '', remainingPartitions: [] }),
+  AllocateProducerIds: () => ({ errorCode: 0, errorMessage: '', producerIdStart: -1, producerIdLen: 0 }),
   CreateTopics: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
   DeleteTopics: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
   CreatePartitions: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
@@ -76,6 +79,7 @@ export function addControllerService(server: grpc.Server, handler: ControllerRpc
     BrokerHeartbeat: unaryHandler((req: BrokerHeartbeatRequest) => handler.brokerHeartbeat(req), onError('BrokerHeartbeat')),
     AlterPartition: unaryHandler(async (req: WireAlterPartitionRequest) => alterToWire(await handler.alterPartition({ ...req, newIsr: [...req.newIsr] })), onError('AlterPartition')),
     ControlledShutdown: unaryHandler((req: ControlledShutdownRequest) => handler.controlledShutdown(req), onError('ControlledShutdown')),
+    AllocateProducerIds: unaryHandler((req: AllocateProducerIdsRequest) => handler.allocateProducerIds(req), onError('AllocateProducerIds')),
     CreateTopics: unaryHandler((req: CreateTopicsRequest) => handler.createTopics(req), onError('CreateTopics')),
     DeleteTopics: unaryHandler((req: DeleteTopicsRequest) => handler.deleteTopics(req), onError('DeleteTopics')),
     CreatePartitions: unaryHandler((req: CreatePartitionsRequest) => handler.createPartitions(req), onError('CreatePartitions')),
@@ -152,6 +156,10 @@ export class GrpcControllerClient implements ControllerRpcHandler, ControllerCli
 
   controlledShutdown(req: ControlledShutdownRequest): Promise<ControlledShutdownResponse> {
     return this.call(ControllerRpc.ControlledShutdown, req);
+  }
+
+  allocateProducerIds(req: AllocateProducerIdsRequest): Promise<AllocateProducerIdsResponse> {
+    return this.call(ControllerRpc.AllocateProducerIds, req);
   }
 
   createTopics(req: CreateTopicsRequest): Promise<CreateTopicsResponse> {

@@ -13,6 +13,7 @@ import { RaftkaError, assert } from '../common/errors.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
 import {
+  type BatchHeader,
   decodeRecords,
   readBatchHeader,
   setBaseOffset,
@@ -45,7 +46,25 @@ export interface AppendInfo {
   batchCount: number;
   recordCount: number;
   bytes: number;
+  /** Set when a LeaderAppendAdmission answered with the offsets of an earlier append: nothing was written. */
+  duplicate?: boolean;
 }
+
+/**
+ * A leader append's admission check (the idempotent producer check [KIP-98]), run inside
+ * the log's serialized append path at the moment offsets are assigned, so the check and
+ * the assignment are one step with respect to every other append to this log.
+ * `batches` are the append's headers as sent (offsets not yet patched); the first batch
+ * will get `firstOffset`. Throw a RaftkaError to refuse the append (nothing is written);
+ * answer 'duplicate' with the offsets an earlier append got to write nothing and resolve
+ * the append with them. Must be synchronous and must not touch the log.
+ */
+export type LeaderAppendAdmission = (
+  batches: readonly BatchHeader[],
+  firstOffset: number,
+  nowMs: number,
+  appendTimeMs: number,
+) => { kind: 'append' } | { kind: 'duplicate'; firstOffset: number; lastOffset: number; maxTimestamp: number };
 
 export interface ReadResult {
   /** Whole raw batches, as stored. Empty when nothing is available. */
@@ -59,6 +78,7 @@ interface PendingAppend {
   batches: Array<{ pos: number; size: number }>;
   asLeader: boolean;
   leaderEpoch: number;
+  admit: LeaderAppendAdmission | undefined;
   resolve(info: AppendInfo): void;
   reject(e: unknown): void;
 }
@@ -132,6 +152,11 @@ export class PartitionLog {
 
   get segmentCount(): number {
     return this.segments.length;
+  }
+
+  /** Base offset of the segment appends go to; changes when the log rolls. */
+  get activeSegmentBaseOffset(): number {
+    return this.active.baseOffset;
   }
 
   segmentBaseOffsets(): number[] {
@@ -251,18 +276,19 @@ export class PartitionLog {
    * Leader append: validates every batch (CRC, size), assigns offsets from the log end by
    * patching each batch's base offset and leader epoch in place, and writes it. Nothing
    * is written when any batch is invalid. Resolves once written (and, when
-   * flush.before.ack, once durable).
+   * flush.before.ack, once durable). `admit`, when given, may refuse the append or
+   * answer it as a duplicate (see LeaderAppendAdmission).
    */
-  appendAsLeader(records: Buffer, leaderEpoch: number): Promise<AppendInfo> {
-    return this.enqueue(records, true, leaderEpoch);
+  appendAsLeader(records: Buffer, leaderEpoch: number, admit?: LeaderAppendAdmission): Promise<AppendInfo> {
+    return this.enqueue(records, true, leaderEpoch, admit);
   }
 
   /** Follower append: batches keep the leader's offsets and epochs; they must start at or after the log end. */
   appendAsFollower(records: Buffer): Promise<AppendInfo> {
-    return this.enqueue(records, false, -1);
+    return this.enqueue(records, false, -1, undefined);
   }
 
-  private async enqueue(buf: Buffer, asLeader: boolean, leaderEpoch: number): Promise<AppendInfo> {
+  private async enqueue(buf: Buffer, asLeader: boolean, leaderEpoch: number, admit: LeaderAppendAdmission | undefined): Promise<AppendInfo> {
     if (this.closed) throw new RaftkaError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`);
     const batches = splitBatches(buf);
     if (batches.length === 0) throw new RaftkaError('CORRUPT_MESSAGE', 'append holds no record batch');
@@ -284,7 +310,7 @@ export class PartitionLog {
       }
     }
     const info = await new Promise<AppendInfo>((resolve, reject) => {
-      this.pending.push({ buf, batches, asLeader, leaderEpoch, resolve, reject });
+      this.pending.push({ buf, batches, asLeader, leaderEpoch, admit, resolve, reject });
       if (!this.drainQueued) {
         this.drainQueued = true;
         void this.serialize(() => this.drain()).catch(() => undefined);
@@ -324,6 +350,21 @@ export class PartitionLog {
       for (const p of work) {
         let next = meta.length > 0 ? meta[meta.length - 1]!.lastOffset + 1 : this.active.nextOffset;
         const appendTime = this.config['message.timestamp.type'] === 'LogAppendTime' ? now : -1;
+        if (p.admit) {
+          let verdict: ReturnType<LeaderAppendAdmission>;
+          try {
+            verdict = p.admit(p.batches.map((b) => readBatchHeader(p.buf, b.pos)), next, now, appendTime);
+          } catch (e) {
+            p.reject(e);
+            continue;
+          }
+          if (verdict.kind === 'duplicate') {
+            // Resolved with this drain's writes, so it is never answered before them.
+            const info = { firstOffset: verdict.firstOffset, lastOffset: verdict.lastOffset, maxTimestamp: verdict.maxTimestamp, logAppendTimeMs: appendTime >= 0 ? verdict.maxTimestamp : -1 };
+            done.push({ p, info: { ...info, batchCount: 0, recordCount: 0, bytes: 0, duplicate: true } });
+            continue;
+          }
+        }
         if (!p.asLeader) {
           const firstBase = readBatchHeader(p.buf, p.batches[0]!.pos).baseOffset;
           if (firstBase < next) {

@@ -128,11 +128,25 @@ export interface ControlledShutdownResponse {
   remainingPartitions: PartitionRef[];
 }
 
+export interface AllocateProducerIdsRequest {
+  brokerId: number;
+  brokerEpoch: number;
+}
+
+export interface AllocateProducerIdsResponse {
+  errorCode: number;
+  errorMessage: string;
+  /** -1 on error. */
+  producerIdStart: number;
+  producerIdLen: number;
+}
+
 export type ControllerService = {
   BrokerRegistration: readonly [BrokerRegistrationRequest, BrokerRegistrationResponse];
   BrokerHeartbeat: readonly [BrokerHeartbeatRequest, BrokerHeartbeatResponse];
   AlterPartition: readonly [WireAlterPartitionRequest, WireAlterPartitionResponse];
   ControlledShutdown: readonly [ControlledShutdownRequest, ControlledShutdownResponse];
+  AllocateProducerIds: readonly [AllocateProducerIdsRequest, AllocateProducerIdsResponse];
   CreateTopics: readonly [CreateTopicsRequest, CreateTopicsResponse];
   DeleteTopics: readonly [DeleteTopicsRequest, DeleteTopicsResponse];
   CreatePartitions: readonly [CreatePartitionsRequest, CreatePartitionsResponse];
@@ -143,6 +157,7 @@ export const ControllerRpc = defineService<ControllerService>(loadProto('broker.
   'BrokerHeartbeat',
   'AlterPartition',
   'ControlledShutdown',
+  'AllocateProducerIds',
   'CreateTopics',
   'DeleteTopics',
   'CreatePartitions',

@@ -18,6 +18,8 @@ import type {
   BrokerRegistrationResponse,
   ControlledShutdownRequest,
   ControlledShutdownResponse,
+  AllocateProducerIdsRequest,
+  AllocateProducerIdsResponse,
 } from '../proto/broker.ts';
 
 export type {
@@ -33,6 +35,8 @@ export type {
   BrokerRegistrationResponse,
   ControlledShutdownRequest,
   ControlledShutdownResponse,
+  AllocateProducerIdsRequest,
+  AllocateProducerIdsResponse,
 };
 
 // ─── metadata ───
@@ -154,4 +158,5 @@ export interface ControllerRpcHandler extends AdminClient {
   brokerHeartbeat(req: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse>;
   alterPartition(req: AlterPartitionRpcRequest): Promise<AlterPartitionRpcResponse>;
   controlledShutdown(req: ControlledShutdownRequest): Promise<ControlledShutdownResponse>;
+  allocateProducerIds(req: AllocateProducerIdsRequest): Promise<AllocateProducerIdsResponse>;
 }

@@ -180,3 +180,39 @@ test('a new leader truncates the old leader divergent tail; acknowledged writes 
   assert.ok(!values.includes('lost-a') && !values.includes('lost-b'), JSON.stringify(values));
   assert.ok(values.includes('new-epoch'));
 });
+
+test('idempotent producer: a retry after a leader change is answered by the new leader with the original offsets [KIP-98]', async (t) => {
+  const c = new Cluster(tempDir(t));
+  defer(t, () => c.closeAll());
+  for (const id of [1, 2, 3]) c.start(id);
+  await c.publish();
+  const idem = (seq: number, v: string) => buildBatch([{ key: v, value: v }], { producerId: 4242, producerEpoch: 0, baseSequence: seq });
+  const old = c.rms.get(1)!;
+  const offsets: number[] = [];
+  for (let seq = 0; seq < 4; seq++) offsets.push((await old.produce(TOPIC_ID, 0, idem(seq, `m${seq}`), -1, 5000)).baseOffset);
+  // The old leader itself answers a retry with the original offset and writes nothing.
+  assert.equal((await old.produce(TOPIC_ID, 0, idem(3, 'm3'), -1, 5000)).baseOffset, offsets[3]);
+  assert.equal(old.partition(TOPIC_ID, 0)!.log.logEndOffset, 4);
+
+  // Broker 2 takes over (its state came from the replicated batches); broker 3 restarts
+  // first, so its state is rebuilt from its snapshot and log.
+  await c.stop(3);
+  c.start(3);
+  await c.electLeader(2, [2, 3]);
+  const leader = c.rms.get(2)!;
+  await assert.rejects(old.produce(TOPIC_ID, 0, idem(4, 'm4'), -1, 1000), (e: unknown) => isRaftkaError(e, 'NOT_LEADER_OR_FOLLOWER'));
+  // The producer never saw the answer for sequence 3 (say) and retries it at the new leader.
+  const retried = await leader.produce(TOPIC_ID, 0, idem(3, 'm3'), -1, 5000);
+  assert.equal(retried.baseOffset, offsets[3]);
+  await assert.rejects(leader.produce(TOPIC_ID, 0, idem(6, 'gap'), -1, 5000), (e: unknown) => isRaftkaError(e, 'OUT_OF_ORDER_SEQUENCE_NUMBER'));
+  assert.equal((await leader.produce(TOPIC_ID, 0, idem(4, 'm4'), -1, 5000)).baseOffset, 4);
+
+  // And again on the restarted replica once it leads.
+  await waitFor('broker 3 caught up', () => c.rms.get(3)!.partition(TOPIC_ID, 0)!.log.logEndOffset === 5);
+  await c.electLeader(3, [3, 2]);
+  const third = c.rms.get(3)!;
+  assert.equal((await third.produce(TOPIC_ID, 0, idem(4, 'm4'), -1, 5000)).baseOffset, 4);
+  assert.equal((await third.produce(TOPIC_ID, 0, idem(2, 'm2'), -1, 5000)).baseOffset, offsets[2]);
+  assert.equal((await third.produce(TOPIC_ID, 0, idem(5, 'm5'), -1, 5000)).baseOffset, 5);
+  assert.deepEqual(await consumeAll(third), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+});

@@ -205,6 +205,7 @@ test('controller RPCs: typed client and server around an injected handler', asyn
     },
     deleteTopics: async (req) => ({ errorCode: 0, errorMessage: '', topics: (req.names ?? []).map((n) => ({ name: n, topicId: TOPIC_ID, errorCode: 0, errorMessage: '' })) }),
     createPartitions: async () => ({ errorCode: 0, errorMessage: '', topics: [] }),
+    allocateProducerIds: async (req) => ({ errorCode: 0, errorMessage: '', producerIdStart: 1000 * req.brokerId, producerIdLen: 1000 }),
   };
   const server = await startInternalServer({ listen: '127.0.0.1:0', logger: silentLogger(), controller: handler });
   defer(t, () => server.close());
@@ -226,6 +227,8 @@ test('controller RPCs: typed client and server around an injected handler', asyn
   const ct = await client.createTopics({ topics: [{ name: 'x' }], timeoutMs: 1_000 });
   assert.equal(ct.errorCode, ERRORS.NOT_CONTROLLER.code);
   assert.match(ct.errorMessage, /node 3/);
+  const ids = await client.allocateProducerIds({ brokerId: 2, brokerEpoch: 42 });
+  assert.deepEqual(ids, { errorCode: 0, errorMessage: '', producerIdStart: 2000, producerIdLen: 1000 });
   const dt = await client.deleteTopics({ names: ['t'] });
   assert.deepEqual(dt.topics.map((x) => [x.name, x.topicId]), [['t', TOPIC_ID]]);
   assert.deepEqual(calls, [

@@ -51,10 +51,15 @@ export class ClusterClient {
 
   /** One acks=all produce attempt to the current leader. */
   async produceOnce(topic: string, partition: number, value: string, acks = -1, timeoutMs = 3000): Promise<ProduceOutcome> {
+    return this.produceBatch(topic, partition, buildBatch([{ key: value, value }]), acks, timeoutMs);
+  }
+
+  /** One produce attempt of ready-made record batches (e.g. idempotent ones) to the current leader. */
+  async produceBatch(topic: string, partition: number, records: Buffer, acks = -1, timeoutMs = 3000): Promise<ProduceOutcome> {
     const c = this.leaderClient(topic, partition);
     if (!c) return { type: 'fail', error: 'LEADER_NOT_AVAILABLE' };
     try {
-      const r = await c.produce({ acks, timeoutMs, topicData: [{ name: topic, partitions: [{ partition, records: buildBatch([{ key: value, value }]) }] }] });
+      const r = await c.produce({ acks, timeoutMs, topicData: [{ name: topic, partitions: [{ partition, records }] }] });
       const p = r.responses[0]?.partitions[0];
       const code = p?.errorCode ?? r.errorCode;
       if (code === 0 && p) return { type: 'ok', offset: p.baseOffset };

@@ -53,6 +53,7 @@ import {
   type TopicDescription,
   type TopicMetadata,
 } from '../proto/raftka.ts';
+import { addStandardServices } from './standard-services.ts';
 import type { AdminClient, MetadataView, PartitionView, ProducerIdSource, ReplicaManagerApi, TopicView } from './types.ts';
 import type { FetchPartitionRequest, ProduceResult } from '../broker/replica-manager.ts';
 
@@ -741,13 +742,21 @@ export async function startClientApiServer(opts: ClientApiServerOptions): Promis
   const handlers = new ClientApiHandlers(opts);
   const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
   addClientApiService(server, handlers, opts.logger);
+  // gRPC server reflection and the standard health service, for generic gRPC tools.
+  const standard = addStandardServices(server);
   const port = await bindServer(server, opts.listen, opts.receiveWindowBytes ?? DATA_FLOW_CONTROL_WINDOW_BYTES);
   componentLogger(opts.logger, 'client-api', { brokerId: opts.brokerId }).info({ listen: opts.listen, port }, 'client API listening');
   let closing: Promise<void> | undefined;
   return {
     port,
     handlers,
-    close: () => (closing ??= shutdownServer(server)),
+    close: () => {
+      if (!closing) {
+        standard.notServing();
+        closing = shutdownServer(server);
+      }
+      return closing;
+    },
   };
 }
 

@@ -34,6 +34,8 @@ export const NODE_CONFIG_DEFS = {
   'log.retention.bytes': longDef(-1, 'Default retention.bytes', { min: -1 }),
   'log.retention.check.interval.ms': longDef(300_000, 'How often retention and compaction run', { min: 10 }),
   'log.flush.before.ack': boolDef(true, 'Default flush.before.ack: fsync a write before acknowledging it'),
+  'producer.id.expiration.ms': longDef(24 * 3600 * 1000, 'An idempotent producer with no batch for this long is forgotten by every partition', { min: 1 }),
+  'producer.id.expiration.check.interval.ms': longDef(600_000, 'How often idle producer ids are expired', { min: 1 }),
   'raft.election.timeout.ms': intDef(1000, 'Raft election timeout (randomized in [T, 2T))', { min: 50 }),
 } as const;
 

@@ -68,7 +68,7 @@ export class ProducerIdManager {
     if (!b) return undefined;
     const id = b.next++;
     // Prefetch in the background when only the current block is left and it runs low.
-    if (this.blocks.length === 1 && b.end - b.next <= b.len * (1 - PREFETCH_FRACTION)) void this.fetch().catch(() => undefined);
+    if (this.blocks.length === 1 && b.end - b.next <= Math.round(b.len * (1 - PREFETCH_FRACTION))) void this.fetch().catch(() => undefined);
     return id;
   }
 

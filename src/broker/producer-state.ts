@@ -81,6 +81,8 @@ export function addSequence(seq: number, delta: number): number {
   return seq > SEQUENCE_MAX - delta ? delta - (SEQUENCE_MAX - seq) - 1 : seq + delta;
 }
 
+const APPEND: LeaderAdmission = { kind: 'append' };
+
 export interface ProducerStateSnapshot {
   readonly version: 1;
   /** Every batch below this offset is reflected; replay resumes here. */
@@ -130,6 +132,12 @@ export class ProducerStateManager {
    * request merged into a new one).
    */
   admitAsLeader(batches: readonly ProducerBatch[], firstOffset: number, nowMs: number, appendTimeMs: number): LeaderAdmission {
+    // The common case, a single plain batch: nothing to check or allocate.
+    if (batches.length === 1 && batches[0]!.producerId < 0) {
+      const end = firstOffset + batches[0]!.lastOffset - batches[0]!.baseOffset + 1;
+      if (end > this._appliedEndOffset) this._appliedEndOffset = end;
+      return APPEND;
+    }
     const pending = new Map<number, ProducerEntry>();
     const dups: BatchMetadata[] = [];
     let appends = 0;
@@ -158,7 +166,7 @@ export class ProducerStateManager {
     }
     for (const [id, e] of pending) this.entries.set(id, e);
     if (offset > this._appliedEndOffset) this._appliedEndOffset = offset;
-    return { kind: 'append' };
+    return APPEND;
   }
 
   /**

@@ -194,6 +194,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       replicaFetchWaitMaxMs: cfg['replica.fetch.wait.max.ms'],
       replicaFetchMaxBytes: cfg['replica.fetch.max.bytes'],
       retentionCheckIntervalMs: cfg['log.retention.check.interval.ms'],
+      producerIdExpirationMs: cfg['producer.id.expiration.ms'],
+      producerIdExpirationCheckIntervalMs: cfg['producer.id.expiration.check.interval.ms'],
       ...(opts.onSync ? { onSync: opts.onSync } : {}),
     });
     rm.start();

@@ -288,6 +288,8 @@ export class Partition {
   /** Snapshots the producer state when the log rolled or enough bytes went by (off the append path). */
   private afterAppend(bytes: number): void {
     this.bytesSinceSnapshot += bytes;
+    // A state being rebuilt may be ahead of the log; never persist it.
+    if (this.producerStateLoading) return;
     const rolled = this.log.activeSegmentBaseOffset !== this.snapshotSegmentBase;
     if (rolled || this.bytesSinceSnapshot >= this.snapshotIntervalBytes) void this.snapshotProducerState().catch(() => undefined);
   }

@@ -1,6 +1,7 @@
 // Idempotent producer state [KIP-98]: the pure checks (duplicates among the last 5
 // batches, gaps, epochs, unknown producers, sequence wraparound, expiry), snapshots, the
-// rebuild from snapshot + log at open and after truncation, and a fast-check property
+// rebuild from snapshot + log at open, after truncation and after a failed write, and a
+// fast-check property
 // that drives a real partition (log on disk) with concurrent sends, retries, lost
 // responses, reorderings and restarts against a model of well-behaved producers.
 import { test } from 'node:test';
@@ -21,11 +22,11 @@ import type { PartitionAssignment } from '../../src/broker/types.ts';
 import { PartitionLog } from '../../src/log/partition-log.ts';
 import { logConfig } from '../../src/log/config.ts';
 import { buildBatch, decodeRecords, iterateBatches, readBatchHeader } from '../../src/log/batch.ts';
-import { isRaftkaError, type ErrorName } from '../../src/common/errors.ts';
+import { RaftkaError, isRaftkaError, type ErrorName } from '../../src/common/errors.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import type { Clock } from '../../src/common/clock.ts';
 import { assertProperty } from '../support/property.ts';
-import { tempDir } from '../support/tmp.ts';
+import { tempDir, waitFor } from '../support/tmp.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -395,4 +396,34 @@ test('property: concurrent sends, retries, lost responses and restarts leave eve
     }),
     { numRuns: 40 },
   );
+});
+
+test('a write that fails after admission rebuilds the state from the log: the retry is appended, not a phantom duplicate', async (t) => {
+  const dir = tempDir(t);
+  const clock = new ManualClock();
+  const p = await openPartition(dir, clock);
+  await p.appendAsLeader(idem(8, 0, ['a']), 1);
+  // The disk fails the write after the sequence check admitted the batch (the state now
+  // claims sequence 1 at offset 1, which the log does not hold).
+  const log = p.log as unknown as { appendAsLeader: PartitionLog['appendAsLeader'] };
+  const real = log.appendAsLeader.bind(p.log);
+  log.appendAsLeader = async (records, leaderEpoch, admitFn) => {
+    admitFn!([readBatchHeader(records)], p.log.logEndOffset, clock.nowMs(), -1);
+    throw new RaftkaError('KAFKA_STORAGE_ERROR', 'disk gone');
+  };
+  await assert.rejects(p.appendAsLeader(idem(8, 1, ['b']), 1), (e: unknown) => isRaftkaError(e, 'KAFKA_STORAGE_ERROR'));
+  log.appendAsLeader = real;
+  // Once rebuilt, the producer's retry of sequence 1 is written at offset 1.
+  const retry = await waitFor('the rebuilt state accepts the retry', async () => {
+    try {
+      return await p.appendAsLeader(idem(8, 1, ['b']), 1);
+    } catch (e) {
+      if (isRaftkaError(e, 'NOT_LEADER_OR_FOLLOWER')) return undefined; // still rebuilding
+      throw e;
+    }
+  });
+  assert.ok(!retry.duplicate);
+  assert.equal(retry.firstOffset, 1);
+  assert.deepEqual(await logContents(p.log), ['8:a', '8:b']);
+  await p.close();
 });

@@ -1,9 +1,9 @@
 // Idempotent producer state [KIP-98]: the pure checks (duplicates among the last 5
 // batches, gaps, epochs, unknown producers, sequence wraparound, expiry), snapshots, the
 // rebuild from snapshot + log at open, after truncation and after a failed write, and a
-// fast-check property
-// that drives a real partition (log on disk) with concurrent sends, retries, lost
-// responses, reorderings and restarts against a model of well-behaved producers.
+// fast-check property that drives a real partition (log on disk) with concurrent sends,
+// retries, lost responses, reorderings and restarts against a model of well-behaved
+// producers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';

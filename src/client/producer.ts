@@ -200,6 +200,8 @@ class Batch {
 type State = 'new' | 'connected' | 'disconnecting' | 'disconnected';
 
 const SEQUENCE_MAX = 2 ** 31;
+/** Batches per partition a leader remembers for duplicate detection (Kafka's NUM_BATCHES_TO_RETAIN). */
+const IDEMPOTENT_WINDOW = 5;
 const REFRESH_ERRORS: ReadonlySet<ErrorName> = new Set(['NOT_LEADER_OR_FOLLOWER', 'UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NETWORK_EXCEPTION', 'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'UNKNOWN_TOPIC_ID', 'KAFKA_STORAGE_ERROR']);
 
 export interface ProducerContext {
@@ -592,6 +594,7 @@ export class Producer {
         continue;
       }
       if (tp.recovering && tp.inFlight.size > 0) continue;
+      if (!this.windowAllows(tp, head)) continue;
       const leader = this.ctx.cluster.leaderOf(tp.topic, tp.partition);
       if (leader < 0 || this.ctx.cluster.brokerAddress(leader) === undefined) {
         needMetadata = true;
@@ -614,7 +617,7 @@ export class Producer {
         const next: PartitionState[] = [];
         for (const tp of candidates) {
           const head = tp.queue[0];
-          if (!head || !head.ready || head.retryAt > now || (tp.recovering && tp.inFlight.size > 0)) continue;
+          if (!head || !head.ready || head.retryAt > now || (tp.recovering && tp.inFlight.size > 0) || !this.windowAllows(tp, head)) continue;
           if (head.acks !== acks || (taken.length > 0 && bytes + head.bytes!.length > this.maxRequestSize)) {
             next.push(tp);
             continue;
@@ -631,6 +634,21 @@ export class Producer {
         candidates = next;
       }
     }
+  }
+
+  /**
+   * The leader remembers the last 5 batches of a producer per partition, so a retry is
+   * recognised only if at most 4 batches were appended after it. Kafka gets that from
+   * max.in.flight <= 5 plus in-order responses on one TCP connection; grpc answers may
+   * come back in any order (unary calls are separate HTTP/2 streams, ProduceStream
+   * answers as appends complete), so the window is enforced here: a batch is not sent
+   * while a batch 5 or more seals older in the same partition is unacknowledged.
+   */
+  private windowAllows(tp: PartitionState, b: Batch): boolean {
+    if (!this.idempotent) return true;
+    let oldest = b.sealIndex;
+    for (const o of tp.inFlight) if (o.sealIndex < oldest) oldest = o.sealIndex;
+    return b.sealIndex - oldest < IDEMPOTENT_WINDOW;
   }
 
   private assignSequence(b: Batch): void {

@@ -102,7 +102,7 @@ export class Admin {
   }
 
   private check(): void {
-    if (!this.connected) throw new RaftkaClientError('PRODUCER_NOT_CONNECTED', 'call admin.connect() first');
+    if (!this.connected) throw new RaftkaClientError('NOT_CONNECTED', 'call admin.connect() first');
   }
 
   /**

@@ -37,8 +37,8 @@ export class RaftkaProtocolError extends RaftkaError {
 export type ClientErrorType =
   /** send/flush on a producer that is disconnecting or disconnected. */
   | 'PRODUCER_DISCONNECTED'
-  /** send before connect(). */
-  | 'PRODUCER_NOT_CONNECTED'
+  /** send (or an admin call) before connect(). */
+  | 'NOT_CONNECTED'
   /** An option or argument is invalid. */
   | 'INVALID_ARGUMENT'
   /** No broker in the bootstrap list (or the cached metadata) answered. */

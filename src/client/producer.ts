@@ -356,7 +356,7 @@ export class Producer {
   }
 
   async sendBatch(batch: ProducerBatch): Promise<RecordMetadata[]> {
-    if (this.state === 'new') throw new RaftkaClientError('PRODUCER_NOT_CONNECTED', 'call producer.connect() before send');
+    if (this.state === 'new') throw new RaftkaClientError('NOT_CONNECTED', 'call producer.connect() before send');
     if (this.state !== 'connected') throw new RaftkaClientError('PRODUCER_DISCONNECTED', 'the producer is disconnected; create and connect a new one to send');
     const acks = batch.acks ?? this.acks;
     if (![-1, 0, 1].includes(acks)) throw new RaftkaClientError('INVALID_ARGUMENT', `acks must be -1, 0 or 1, got ${acks}`);

@@ -75,7 +75,7 @@ test('send after disconnect fails with a typed error; disconnect drains what was
   await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'late' }] }), (e) => e instanceof RaftkaClientError && e.type === 'PRODUCER_DISCONNECTED');
   await assert.rejects(
     new Raftka({ brokers: [broker.address] }).producer().send({ topic: 't', messages: [{ value: 'x' }] }),
-    (e) => e instanceof RaftkaClientError && e.type === 'PRODUCER_NOT_CONNECTED',
+    (e) => e instanceof RaftkaClientError && e.type === 'NOT_CONNECTED',
   );
 });
 

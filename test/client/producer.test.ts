@@ -143,3 +143,49 @@ test('one request carries many partitions, one batch each, and records per messa
     assert.equal(rec.value!.toString(), `value-${i}`);
   }
 });
+
+test('sendBatch spans topics; a custom partitioner is used for records without a partition; flush waits for delivery', async (t) => {
+  const { broker } = await setup(t, { a: 3, b: 2 });
+  const seen: string[] = [];
+  const producer = new Raftka({ brokers: [broker.address] }).producer({
+    lingerMs: 10_000, // only flush seals
+    partitioner: ({ topic, key, numPartitions }) => {
+      seen.push(`${topic}:${key?.toString() ?? 'null'}:${numPartitions}`);
+      return numPartitions - 1;
+    },
+  });
+  await producer.connect();
+  defer(t, () => producer.disconnect());
+  const pending = producer.sendBatch({
+    topicMessages: [
+      { topic: 'a', messages: [{ key: 'x', value: '1' }, { value: '2', partition: 0 }] },
+      { topic: 'b', messages: [{ key: 'y', value: '3' }] },
+    ],
+  });
+  await waitFor('records buffered', () => producer.bufferedBytesNow > 0, 5000, 5);
+  assert.equal(broker.requests.length, 0, 'nothing sent before linger or flush');
+  await producer.flush();
+  const r = await pending;
+  assert.deepEqual(seen, ['a:x:3', 'b:y:2']);
+  assert.deepEqual(r.map((m) => [m.topicName, m.partition, m.offset]), [['a', 2, 0], ['a', 0, 0], ['b', 1, 0]]);
+  assert.equal(broker.requests.length, 1, 'both topics in one request');
+});
+
+test('acks=0 and 1 need idempotent: false; an explicit idempotent: true with them is rejected up front', async (t) => {
+  const broker = new FakeBroker({ t: 1 });
+  await broker.start();
+  defer(t, () => broker.stop());
+  const raftka = new Raftka({ brokers: [broker.address] });
+  assert.throws(() => raftka.producer({ idempotent: true, acks: 1 }), (e) => e instanceof RaftkaClientError && e.type === 'INVALID_ARGUMENT');
+  assert.throws(() => raftka.producer({ idempotent: true, maxInFlightRequests: 6 }), (e) => e instanceof RaftkaClientError && e.type === 'INVALID_ARGUMENT');
+  // acks set explicitly without `idempotent`: idempotence is off (as in Kafka 3.2+).
+  const p = raftka.producer({ acks: 0 });
+  assert.equal(p.idempotent, false);
+  await p.connect();
+  defer(t, () => p.disconnect());
+  assert.equal(p.producerIdentity.producerId, -1);
+  const r = await p.send({ topic: 't', messages: [{ value: 'fire and forget' }] });
+  assert.equal(r.length, 1);
+  assert.equal(broker.requests[0]!.acks, 0);
+  assert.equal(readBatchHeader(broker.requests[0]!.topicData[0]!.partitions[0]!.records).producerId, -1);
+});

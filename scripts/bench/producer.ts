@@ -12,6 +12,8 @@
 //                      ceiling the SDK's encoding, batching and bookkeeping are measured
 //                      against (ratio* = SDK / the better raw)
 //   unary / stream     100 B throughput with each produce transport; the faster is the default
+//                      (unary also without idempotence: separate HTTP/2 streams reach the
+//                      leader out of order, which costs an idempotent producer retries)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,6 +180,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
 
     ctx.progress('SDK, 100 B records, unary Produce calls');
     const unary = await throughput(ctx, await producer({ transport: 'unary' }), 'unary100', v100, seconds, 'unary');
+    ctx.progress('SDK, 100 B records, unary Produce calls, idempotent: false (the transport alone)');
+    const unaryPlain = await throughput(ctx, await producer({ transport: 'unary', idempotent: false }), 'unary100', v100, seconds, 'unary, not idempotent');
     ctx.progress('SDK, 100 B records, ProduceStream');
     const stream = await throughput(ctx, await producer({ transport: 'stream' }), 'stream100', v100, seconds, 'stream');
     const best = stream.recordsPerSec >= unary.recordsPerSec ? 'stream' : 'unary';
@@ -207,6 +211,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ratio100B: recordsPerSec100B / Math.max(raw100.recordsPerSec, rawStream100.recordsPerSec),
       ratio1KiB: sdk1k.mbPerSec / Math.max(raw1k.mbPerSec, rawStream1k.mbPerSec),
       unaryRecordsPerSec100B: unary.recordsPerSec,
+      unaryNotIdempotentRecordsPerSec100B: unaryPlain.recordsPerSec,
       streamRecordsPerSec100B: stream.recordsPerSec,
       fasterTransport: best,
       defaultTransport,
@@ -218,6 +223,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         ['  raw RawClient stream, prebuilt batches (records/s)', json.rawStreamRecordsPerSec100B],
         ['  ratio to the better raw', json.ratio100B],
         ['  unary transport (records/s)', json.unaryRecordsPerSec100B],
+        ['  unary transport, idempotent: false (records/s)', json.unaryNotIdempotentRecordsPerSec100B],
         ['  stream transport (records/s)', json.streamRecordsPerSec100B],
         ['SDK 1 KiB records (MB/s)', json.mbPerSec1KiB],
         ['  raw RawClient unary, prebuilt batches (MB/s)', json.rawMbPerSec1KiB],

@@ -646,6 +646,11 @@ export class Producer {
    */
   private windowAllows(tp: PartitionState, b: Batch): boolean {
     if (!this.idempotent) return true;
+    // Unary calls are separate HTTP/2 streams that the leader may handle in any order;
+    // pipelining one partition over them mostly buys OUT_OF_ORDER_SEQUENCE_NUMBER
+    // retries (measured: 4x slower), so unary keeps one batch per partition in flight
+    // and pipelines across partitions only.
+    if (this.transport === 'unary' && tp.inFlight.size > 0) return false;
     let oldest = b.sealIndex;
     for (const o of tp.inFlight) if (o.sealIndex < oldest) oldest = o.sealIndex;
     return b.sealIndex - oldest < IDEMPOTENT_WINDOW;

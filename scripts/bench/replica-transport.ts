@@ -114,7 +114,7 @@ async function serve(): Promise<void> {
     listen: '127.0.0.1:0',
     brokerId: 1,
     metadata: () => view,
-    admin: { createTopics: unused, deleteTopics: unused, createPartitions: unused },
+    admin: { createTopics: unused, deleteTopics: unused, createPartitions: unused, incrementalAlterConfigs: unused, electLeaders: unused },
     replicaManager: {
       produce: async () => ({ baseOffset: 0, logAppendTimeMs: -1, logStartOffset: 0 }),
       fetch: async () => [],

@@ -84,6 +84,8 @@ function partitionDirName(topic: string, partition: number): string {
 
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
+  /** Per partition: the topic config (fingerprint) its open log runs with. */
+  private readonly appliedConfig = new Map<string, string>();
   private readonly opening = new Map<string, Promise<Partition>>();
   private readonly delayed = new DelayedOperations();
   private readonly fetchers: ReplicaFetcherManager;
@@ -132,6 +134,13 @@ export class ReplicaManager {
     if (this.closed) return;
     const now = this.opts.clock.monotonicMs();
     const wanted = new Set<string>();
+    // Assignments of one topic share one config object: fingerprint it once.
+    const fingerprints = new Map<Readonly<Record<string, string>>, string>();
+    const fingerprint = (c: Readonly<Record<string, string>>): string => {
+      let f = fingerprints.get(c);
+      if (f === undefined) fingerprints.set(c, (f = JSON.stringify(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))));
+      return f;
+    };
     for (const a of assignments) {
       const key = tpKey(a.topicId, a.partition);
       wanted.add(key);
@@ -143,6 +152,19 @@ export class ReplicaManager {
         continue;
       }
       p.updateSettings(this.settingsFor(a));
+      // Topic configs changed (IncrementalAlterConfigs): the open log takes the new values.
+      const f = fingerprint(a.config);
+      const applied = this.appliedConfig.get(key);
+      if (applied === undefined) this.appliedConfig.set(key, f);
+      else if (applied !== f) {
+        try {
+          p.log.updateConfig(this.logConfigFor(a));
+          this.appliedConfig.set(key, f);
+          this.logger.info({ tp: key, config: a.config }, 'topic config changed');
+        } catch (e) {
+          this.logger.error({ err: e, tp: key }, 'cannot apply the new topic config');
+        }
+      }
       const change = p.reconcile(a, now);
       if (change === 'becameLeader') {
         this.fetchers.unfollow(key);
@@ -157,6 +179,7 @@ export class ReplicaManager {
     for (const [key, p] of this.partitions) {
       if (wanted.has(key)) continue;
       this.partitions.delete(key);
+      this.appliedConfig.delete(key);
       this.fetchers.unfollow(key);
       this.delayed.touch(`hw:${key}`);
       this.delayed.touch(`leo:${key}`);

@@ -16,6 +16,10 @@ import {
   type DescribeClusterResponse,
   type DescribeTopicsRequest,
   type DescribeTopicsResponse,
+  type ElectLeadersRequest,
+  type ElectLeadersResponse,
+  type IncrementalAlterConfigsRequest,
+  type IncrementalAlterConfigsResponse,
   type FetchRequest,
   type FetchResponse,
   type InitProducerIdRequest,
@@ -79,6 +83,14 @@ export class RawClient {
 
   createPartitions(req: CreatePartitionsRequest, opts?: CallOptions): Promise<CreatePartitionsResponse> {
     return this.call(RaftkaRpc.CreatePartitions, req, { timeoutMs: (req.timeoutMs || this.timeoutMs) + DEADLINE_SLACK_MS, ...opts });
+  }
+
+  incrementalAlterConfigs(req: IncrementalAlterConfigsRequest, opts?: CallOptions): Promise<IncrementalAlterConfigsResponse> {
+    return this.call(RaftkaRpc.IncrementalAlterConfigs, req, { timeoutMs: (req.timeoutMs || this.timeoutMs) + DEADLINE_SLACK_MS, ...opts });
+  }
+
+  electLeaders(req: ElectLeadersRequest, opts?: CallOptions): Promise<ElectLeadersResponse> {
+    return this.call(RaftkaRpc.ElectLeaders, req, { timeoutMs: (req.timeoutMs || this.timeoutMs) + DEADLINE_SLACK_MS, ...opts });
   }
 
   describeTopics(req: DescribeTopicsRequest = {}, opts?: CallOptions): Promise<DescribeTopicsResponse> {

@@ -94,6 +94,7 @@ export const ERRORS = {
   GROUP_MAX_SIZE_REACHED: spec(81, false, S.RESOURCE_EXHAUSTED, 'The group has reached its maximum size'),
   FENCED_INSTANCE_ID: spec(82, false, S.FAILED_PRECONDITION, 'Another member with this group.instance.id has replaced this one'),
   ELIGIBLE_LEADERS_NOT_AVAILABLE: spec(83, true, S.UNAVAILABLE, 'No eligible leader is available for the partition'),
+  ELECTION_NOT_NEEDED: spec(84, false, S.ALREADY_EXISTS, 'Leader election not needed: the wanted replica already leads'),
   INVALID_RECORD: spec(87, false, S.INVALID_ARGUMENT, 'A record failed validation'),
   INCONSISTENT_VOTER_SET: spec(94, false, S.FAILED_PRECONDITION, 'The voter set in the request does not match this node'),
   UNKNOWN_TOPIC_ID: spec(100, true, S.NOT_FOUND, 'The topic id is not known'),

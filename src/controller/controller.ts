@@ -711,9 +711,8 @@ export class QuorumController {
       }
       if (req.electionType === 'preferred') {
         const preferred = p.replicas[0]!;
-        // Kafka answers ELECTION_NOT_NEEDED here; it is not in the closed table.
         if (p.leader === preferred) {
-          result('NONE', 'The preferred replica already leads', p.leader);
+          result('ELECTION_NOT_NEEDED', `Preferred replica ${preferred} already leads ${topic}-${partition}`, p.leader);
           continue;
         }
         if (!p.isr.includes(preferred) || !this.img.isUnfenced(preferred)) {
@@ -721,7 +720,8 @@ export class QuorumController {
           continue;
         }
       } else if (p.leader !== NO_LEADER) {
-        result('NONE', 'The partition has a leader', p.leader);
+        // Kafka: an unclean election for a partition that has a leader is not needed.
+        result('ELECTION_NOT_NEEDED', `${topic}-${partition} has a leader (${p.leader})`, p.leader);
         continue;
       }
       const plan = this.plan(t.name, p, { election: req.electionType === 'preferred' ? 'preferred' : 'unclean' });

@@ -33,6 +33,10 @@ import type {
   CreateTopicsResponse,
   DeleteTopicsRequest,
   DeleteTopicsResponse,
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse,
 } from '../server/types.ts';
 
 function alterToWire(r: AlterPartitionRpcResponse): WireAlterPartitionResponse {
@@ -61,6 +65,8 @@ const ERROR_SHAPES: { [K in keyof ControllerService]: () => ControllerService[K]
   CreateTopics: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
   DeleteTopics: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
   CreatePartitions: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
+  IncrementalAlterConfigs: () => ({ errorCode: 0, errorMessage: '', resources: [] }),
+  ElectLeaders: () => ({ errorCode: 0, errorMessage: '', topics: [] }),
 };
 
 /** Serves the Controller service on `server` with `handler`. */
@@ -83,6 +89,8 @@ export function addControllerService(server: grpc.Server, handler: ControllerRpc
     CreateTopics: unaryHandler((req: CreateTopicsRequest) => handler.createTopics(req), onError('CreateTopics')),
     DeleteTopics: unaryHandler((req: DeleteTopicsRequest) => handler.deleteTopics(req), onError('DeleteTopics')),
     CreatePartitions: unaryHandler((req: CreatePartitionsRequest) => handler.createPartitions(req), onError('CreatePartitions')),
+    IncrementalAlterConfigs: unaryHandler((req: IncrementalAlterConfigsRequest) => handler.incrementalAlterConfigs(req), onError('IncrementalAlterConfigs')),
+    ElectLeaders: unaryHandler((req: ElectLeadersRequest) => handler.electLeaders(req), onError('ElectLeaders')),
   });
 }
 
@@ -172,6 +180,14 @@ export class GrpcControllerClient implements ControllerRpcHandler, ControllerCli
 
   createPartitions(req: CreatePartitionsRequest): Promise<CreatePartitionsResponse> {
     return this.call(ControllerRpc.CreatePartitions, req, (req.timeoutMs ?? this.callTimeoutMs) + ADMIN_DEADLINE_SLACK_MS);
+  }
+
+  incrementalAlterConfigs(req: IncrementalAlterConfigsRequest): Promise<IncrementalAlterConfigsResponse> {
+    return this.call(ControllerRpc.IncrementalAlterConfigs, req, (req.timeoutMs ?? this.callTimeoutMs) + ADMIN_DEADLINE_SLACK_MS);
+  }
+
+  electLeaders(req: ElectLeadersRequest): Promise<ElectLeadersResponse> {
+    return this.call(ControllerRpc.ElectLeaders, req, (req.timeoutMs ?? this.callTimeoutMs) + ADMIN_DEADLINE_SLACK_MS);
   }
 
   close(): void {

@@ -111,17 +111,34 @@ export class PartitionLog {
   private closed = false;
   private cleaning = false;
   private dirDirty = false;
-  private readonly segOpts: SegmentOptions;
+  private segOpts: SegmentOptions;
+  private _config: LogConfig;
 
   private constructor(
     readonly dir: string,
-    readonly config: LogConfig,
+    config: LogConfig,
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly epochs: LeaderEpochCache,
     private readonly opts: LogOptions,
   ) {
+    this._config = config;
     this.segOpts = { indexIntervalBytes: config['index.interval.bytes'], logger, onSync: opts.onSync };
+  }
+
+  /** The topic-level settings in force now (see updateConfig). */
+  get config(): LogConfig {
+    return this._config;
+  }
+
+  /**
+   * Applies changed topic settings (an IncrementalAlterConfigs that committed): appends,
+   * retention, compaction and flushing read them from the next operation on; a new
+   * index.interval.bytes applies to segments created from now on.
+   */
+  updateConfig(config: LogConfig): void {
+    this._config = config;
+    if (config['index.interval.bytes'] !== this.segOpts.indexIntervalBytes) this.segOpts = { ...this.segOpts, indexIntervalBytes: config['index.interval.bytes'] };
   }
 
   static async open(dir: string, opts: LogOptions = {}): Promise<PartitionLog> {

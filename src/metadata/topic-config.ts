@@ -37,3 +37,33 @@ export function isTopicConfigKey(key: string): key is TopicConfigKey {
 export function parseTopicConfig(input: Readonly<Record<string, string>>): TopicConfig {
   return parseConfig(TOPIC_CONFIG_DEFS, input);
 }
+
+export interface TopicConfigEntry {
+  readonly name: string;
+  readonly value: string;
+  /** 'topic': the topic's own override; 'broker': the cluster-wide default; 'default': built in. */
+  readonly source: 'topic' | 'broker' | 'default';
+}
+
+/**
+ * Every topic config with its effective value and where it comes from, for a topic
+ * with `overrides` in a cluster whose cluster-level configs are `cluster` (what
+ * CreateTopics answers and DescribeTopics lists). Keys outside TOPIC_CONFIG_DEFS are
+ * ignored; the values must already be valid (this throws INVALID_CONFIG otherwise).
+ */
+export function effectiveTopicConfigEntries(cluster: ReadonlyMap<string, string>, overrides: Readonly<Record<string, string>>): TopicConfigEntry[] {
+  const input: Record<string, string> = {};
+  for (const [k, v] of cluster) if (isTopicConfigKey(k)) input[k] = v;
+  for (const [k, v] of Object.entries(overrides)) if (isTopicConfigKey(k)) input[k] = v;
+  const effective = parseTopicConfig(input) as Record<string, unknown>;
+  return Object.keys(TOPIC_CONFIG_DEFS)
+    .sort()
+    .map((name) => {
+      const v = effective[name];
+      return {
+        name,
+        value: Array.isArray(v) ? v.join(',') : String(v),
+        source: Object.hasOwn(overrides, name) ? 'topic' : cluster.has(name) ? 'broker' : 'default',
+      };
+    });
+}

@@ -7,8 +7,9 @@ import { RaftkaError, ERRORS, isRaftkaError, type ErrorName } from '../common/er
 import { componentLogger, type Logger } from '../common/logger.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Random } from '../common/random.ts';
-import { QuorumController, type ControllerConfig, type ControllerResult } from '../controller/index.ts';
-import { encodeRecords, type MetadataRecord } from '../metadata/index.ts';
+import { QuorumController, type AlterableConfig, type ControllerConfig, type ControllerResult } from '../controller/index.ts';
+import { effectiveTopicConfigEntries, encodeRecords, type MetadataRecord } from '../metadata/index.ts';
+import type { ConfigResourceType } from '../metadata/records.ts';
 import type { MetadataStateMachine } from '../metadata/state-machine.ts';
 import type { RaftDriver, LeaderChange } from '../raft/driver.ts';
 import type {
@@ -29,7 +30,12 @@ import type {
   CreateTopicsResponse,
   DeleteTopicsRequest,
   DeleteTopicsResponse,
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse,
 } from '../server/types.ts';
+import { CONFIG_OP_DELETE, CONFIG_OP_SET, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC, ELECTION_PREFERRED, ELECTION_UNCLEAN } from '../proto/raftka.ts';
 
 export interface ControllerServiceOptions {
   nodeId: number;
@@ -284,11 +290,94 @@ export class ControllerService implements ControllerRpcHandler {
           now,
         ),
       );
+      // Kafka answers CreateTopics with the effective configs: the request's overrides
+      // over the cluster defaults this controller's image holds now.
+      const clusterConfigs = this.controller.image.configsOf('cluster', '');
+      const overridesOf = new Map(req.topics.map((t) => [t.name, t.configs ?? {}]));
       return {
         errorCode: 0,
         errorMessage: '',
-        topics: r.topics.map((t) => ({ name: t.name, topicId: t.topicId, errorCode: t.errorCode, errorMessage: t.errorMessage ?? '', numPartitions: t.numPartitions, replicationFactor: t.replicationFactor, configs: [] })),
+        topics: r.topics.map((t) => ({
+          name: t.name,
+          topicId: t.topicId,
+          errorCode: t.errorCode,
+          errorMessage: t.errorMessage ?? '',
+          numPartitions: t.numPartitions,
+          replicationFactor: t.replicationFactor,
+          configs: t.errorCode === 0 ? effectiveTopicConfigEntries(clusterConfigs, overridesOf.get(t.name) ?? {}) : [],
+        })),
       };
+    } catch (e) {
+      return { ...ControllerService.wireError(e), topics: [] };
+    }
+  }
+
+  async incrementalAlterConfigs(req: IncrementalAlterConfigsRequest): Promise<IncrementalAlterConfigsResponse> {
+    try {
+      // The client API has checked resource types and operations; anything else that
+      // arrives here (a forwarded request from another version) is refused per resource.
+      const mapped = req.resources.map((res) => {
+        const type: ConfigResourceType | undefined =
+          res.resourceType === CONFIG_RESOURCE_TOPIC ? 'topic' : res.resourceType === CONFIG_RESOURCE_BROKER && res.resourceName === '' ? 'cluster' : undefined;
+        const badOp = res.configs.find((c) => (c.operation ?? CONFIG_OP_SET) !== CONFIG_OP_SET && c.operation !== CONFIG_OP_DELETE);
+        return { res, type, badOp };
+      });
+      const valid = mapped.filter((m) => m.type !== undefined && m.badOp === undefined);
+      const r = await this.run((now) =>
+        this.controller.incrementalAlterConfigs(
+          {
+            validateOnly: req.validateOnly ?? false,
+            resources: valid.map(({ res, type }) => ({
+              resourceType: type!,
+              resourceName: res.resourceName,
+              configs: res.configs.map((c): AlterableConfig => ((c.operation ?? CONFIG_OP_SET) === CONFIG_OP_DELETE ? { name: c.name, op: 'delete', value: null } : { name: c.name, op: 'set', value: c.value ?? '' })),
+            })),
+          },
+          now,
+        ),
+      );
+      let next = 0;
+      return {
+        errorCode: 0,
+        errorMessage: '',
+        resources: mapped.map(({ res, type, badOp }) => {
+          const base = { resourceType: res.resourceType, resourceName: res.resourceName };
+          if (type === undefined) return { ...base, errorCode: ERRORS.INVALID_REQUEST.code, errorMessage: `resource type ${res.resourceType} with name ${JSON.stringify(res.resourceName)} cannot be altered` };
+          if (badOp) return { ...base, errorCode: ERRORS.INVALID_REQUEST.code, errorMessage: `config ${badOp.name}: operation ${badOp.operation} is not supported (0 SET, 1 DELETE)` };
+          const x = r.resources[next++];
+          if (!x) return { ...base, errorCode: ERRORS.INVALID_REQUEST.code, errorMessage: 'too many resources in one request' };
+          return { ...base, errorCode: x.errorCode, errorMessage: x.errorMessage ?? '' };
+        }),
+      };
+    } catch (e) {
+      return { ...ControllerService.wireError(e), resources: [] };
+    }
+  }
+
+  async electLeaders(req: ElectLeadersRequest): Promise<ElectLeadersResponse> {
+    const type = req.electionType ?? ELECTION_PREFERRED;
+    if (type !== ELECTION_PREFERRED && type !== ELECTION_UNCLEAN) {
+      return { errorCode: ERRORS.INVALID_REQUEST.code, errorMessage: `election type ${type} is neither 0 (preferred) nor 1 (unclean)`, topics: [] };
+    }
+    try {
+      const named = req.topics ?? [];
+      const r = await this.run((now) =>
+        this.controller.electLeaders(
+          {
+            electionType: type === ELECTION_UNCLEAN ? 'unclean' : 'preferred',
+            ...(named.length > 0 ? { partitions: named.flatMap((t) => t.partitions.map((partition) => ({ topic: t.name, partition }))) } : {}),
+          },
+          now,
+        ),
+      );
+      // The controller answers one flat list in request order; group it by topic.
+      const byTopic = new Map<string, ElectLeadersResponse['topics'][number]>();
+      for (const x of r.results) {
+        let t = byTopic.get(x.topic);
+        if (!t) byTopic.set(x.topic, (t = { name: x.topic, partitions: [] }));
+        t.partitions.push({ partition: x.partition, errorCode: x.errorCode, errorMessage: x.errorMessage ?? '', leaderId: x.leader });
+      }
+      return { errorCode: 0, errorMessage: '', topics: [...byTopic.values()] };
     } catch (e) {
       return { ...ControllerService.wireError(e), topics: [] };
     }

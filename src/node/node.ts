@@ -103,6 +103,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       createTopics: forward('createTopics'),
       deleteTopics: forward('deleteTopics'),
       createPartitions: forward('createPartitions'),
+      incrementalAlterConfigs: forward('incrementalAlterConfigs'),
+      electLeaders: forward('electLeaders'),
       allocateProducerIds: forward('allocateProducerIds'),
     };
     const controllerListener = listeners.get('CONTROLLER')!;
@@ -210,6 +212,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       createTopics: (req) => (service?.isActive ? service.createTopics(req) : controllerClient.createTopics(req)),
       deleteTopics: (req) => (service?.isActive ? service.deleteTopics(req) : controllerClient.deleteTopics(req)),
       createPartitions: (req) => (service?.isActive ? service.createPartitions(req) : controllerClient.createPartitions(req)),
+      incrementalAlterConfigs: (req) => (service?.isActive ? service.incrementalAlterConfigs(req) : controllerClient.incrementalAlterConfigs(req)),
+      electLeaders: (req) => (service?.isActive ? service.electLeaders(req) : controllerClient.electLeaders(req)),
     };
     // InitProducerId: ids from blocks the active controller allocates [KIP-730].
     const producerIds = new ProducerIdManager({

@@ -8,6 +8,10 @@ import type {
   CreateTopicsResponse,
   DeleteTopicsRequest,
   DeleteTopicsResponse,
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse,
 } from './raftka.ts';
 
 // ─── ReplicaFetch ───
@@ -150,6 +154,8 @@ export type ControllerService = {
   CreateTopics: readonly [CreateTopicsRequest, CreateTopicsResponse];
   DeleteTopics: readonly [DeleteTopicsRequest, DeleteTopicsResponse];
   CreatePartitions: readonly [CreatePartitionsRequest, CreatePartitionsResponse];
+  IncrementalAlterConfigs: readonly [IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse];
+  ElectLeaders: readonly [ElectLeadersRequest, ElectLeadersResponse];
 };
 
 export const ControllerRpc = defineService<ControllerService>(loadProto('broker.proto'), 'raftka.internal.Controller', [
@@ -161,4 +167,6 @@ export const ControllerRpc = defineService<ControllerService>(loadProto('broker.
   'CreateTopics',
   'DeleteTopics',
   'CreatePartitions',
+  'IncrementalAlterConfigs',
+  'ElectLeaders',
 ]);

@@ -306,6 +306,88 @@ export interface ListOffsetsResponse {
   topics: ListOffsetsTopicResponse[];
 }
 
+// ─── IncrementalAlterConfigs ───
+
+/** Kafka's ConfigResource.Type ids (the ones the API accepts). */
+export const CONFIG_RESOURCE_TOPIC = 2;
+/** With an empty name: the cluster-wide default. */
+export const CONFIG_RESOURCE_BROKER = 4;
+/** Kafka's AlterConfigOp.OpType ids (the ones the API accepts). */
+export const CONFIG_OP_SET = 0;
+export const CONFIG_OP_DELETE = 1;
+
+export interface AlterableConfig {
+  name: string;
+  /** CONFIG_OP_SET or CONFIG_OP_DELETE. */
+  operation?: number;
+  /** Used with SET only. */
+  value?: string;
+}
+
+export interface AlterConfigsResource {
+  /** CONFIG_RESOURCE_TOPIC, or CONFIG_RESOURCE_BROKER with name '' (the cluster default). */
+  resourceType: number;
+  resourceName: string;
+  configs: AlterableConfig[];
+}
+
+export interface IncrementalAlterConfigsRequest {
+  resources: AlterConfigsResource[];
+  validateOnly?: boolean;
+  timeoutMs?: number;
+}
+
+export interface AlterConfigsResourceResponse {
+  errorCode: number;
+  errorMessage: string;
+  resourceType: number;
+  resourceName: string;
+}
+
+export interface IncrementalAlterConfigsResponse {
+  errorCode: number;
+  errorMessage: string;
+  resources: AlterConfigsResourceResponse[];
+}
+
+// ─── ElectLeaders ───
+
+/** Kafka's ElectionType ids. */
+export const ELECTION_PREFERRED = 0;
+export const ELECTION_UNCLEAN = 1;
+
+export interface ElectLeadersTopic {
+  name: string;
+  partitions: number[];
+}
+
+export interface ElectLeadersRequest {
+  /** ELECTION_PREFERRED (default) or ELECTION_UNCLEAN. */
+  electionType?: number;
+  /** Empty or absent: every partition. */
+  topics?: ElectLeadersTopic[];
+  timeoutMs?: number;
+}
+
+export interface PartitionElectionResult {
+  partition: number;
+  errorCode: number;
+  errorMessage: string;
+  /** The leader after the election; -1: none or unknown. */
+  leaderId: number;
+}
+
+export interface ElectLeadersTopicResult {
+  name: string;
+  partitions: PartitionElectionResult[];
+}
+
+export interface ElectLeadersResponse {
+  errorCode: number;
+  errorMessage: string;
+  topics: ElectLeadersTopicResult[];
+}
+
 // ─── InitProducerId ───
 
 export interface InitProducerIdRequest {
@@ -333,6 +415,8 @@ export type RaftkaService = {
   DeleteTopics: readonly [DeleteTopicsRequest, DeleteTopicsResponse];
   CreatePartitions: readonly [CreatePartitionsRequest, CreatePartitionsResponse];
   DescribeTopics: readonly [DescribeTopicsRequest, DescribeTopicsResponse];
+  IncrementalAlterConfigs: readonly [IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse];
+  ElectLeaders: readonly [ElectLeadersRequest, ElectLeadersResponse];
   Produce: readonly [ProduceRequest, ProduceResponse];
   ProduceStream: readonly [ProduceRequest, ProduceResponse];
   Fetch: readonly [FetchRequest, FetchResponse];
@@ -349,6 +433,8 @@ export const RaftkaRpc = defineService<RaftkaService>(loadProto('raftka.proto'),
   'DeleteTopics',
   'CreatePartitions',
   'DescribeTopics',
+  'IncrementalAlterConfigs',
+  'ElectLeaders',
   'Produce',
   'ProduceStream',
   'Fetch',

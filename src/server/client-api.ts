@@ -19,7 +19,21 @@ import { isUuid } from '../common/ids.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { bindServer, DATA_FLOW_CONTROL_WINDOW_BYTES, isServiceError, serviceDefinition, shutdownServer, SERVER_OPTIONS, unaryHandler, MESSAGE_BYTES_MAX } from '../proto/rpc.ts';
 import {
+  CONFIG_OP_DELETE,
+  CONFIG_OP_SET,
+  CONFIG_RESOURCE_BROKER,
+  CONFIG_RESOURCE_TOPIC,
+  ELECTION_PREFERRED,
+  ELECTION_UNCLEAN,
   RaftkaRpc,
+  type AlterConfigsResource,
+  type AlterConfigsResourceResponse,
+  type ElectLeadersRequest,
+  type ElectLeadersResponse,
+  type ElectLeadersTopic,
+  type IncrementalAlterConfigsRequest,
+  type IncrementalAlterConfigsResponse,
+  type PartitionElectionResult,
   type Broker,
   type ConfigEntry,
   type CreatePartitionsRequest,
@@ -111,6 +125,9 @@ export interface ClientApiOptions {
   logger: Logger;
   limits?: Partial<ClientApiLimits>;
 }
+
+/** Config changes for one resource in one IncrementalAlterConfigs request. */
+const CONFIGS_PER_RESOURCE_MAX = 1000;
 
 // Kafka's legal topic names: [a-zA-Z0-9._-], 1..249 characters, not "." or "..".
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -454,6 +471,141 @@ export class ClientApiHandlers {
     return { ...NO_ERROR, topics };
   }
 
+  /** Calls the controller; a failure to reach it (or a thrown error) becomes one error for every item. */
+  private async callController<T extends { errorCode: number; errorMessage: string }>(what: string, call: () => Promise<T>): Promise<{ res?: T; whole?: ItemError }> {
+    try {
+      const res = await call();
+      return res.errorCode !== 0 ? { res, whole: { errorCode: res.errorCode, errorMessage: res.errorMessage } } : { res };
+    } catch (e) {
+      return { whole: isServiceError(e) ? itemError('NOT_CONTROLLER', `the active controller could not be reached: ${e.details || e.message}`) : this.errorOf(e, what) };
+    }
+  }
+
+  async incrementalAlterConfigs(req: IncrementalAlterConfigsRequest): Promise<IncrementalAlterConfigsResponse> {
+    const result = (r: AlterConfigsResource, err: ItemError): AlterConfigsResourceResponse => ({ resourceType: r.resourceType, resourceName: r.resourceName, ...err });
+    const tooMany = this.checkTopicCount(req.resources.length);
+    const timeout = this.adminTimeout(req.timeoutMs);
+    const whole = tooMany ?? timeout.error;
+    if (whole) return { ...NO_ERROR, resources: req.resources.map((r) => result(r, whole)) };
+    const key = (r: { resourceType: number; resourceName: string }) => `${r.resourceType}:${r.resourceName}`;
+    const counts = new Map<string, number>();
+    for (const r of req.resources) counts.set(key(r), (counts.get(key(r)) ?? 0) + 1);
+    const valid: AlterConfigsResource[] = [];
+    const prechecked = req.resources.map((r) => {
+      const error = this.alterableProblem(r, counts.get(key(r))! > 1);
+      if (!error) valid.push({ resourceType: r.resourceType, resourceName: r.resourceName, configs: r.configs.map((c) => ({ name: c.name, operation: c.operation ?? CONFIG_OP_SET, value: c.value ?? '' })) });
+      return { r, error };
+    });
+    const answer =
+      valid.length === 0
+        ? {}
+        : await this.callController('IncrementalAlterConfigs', () =>
+            this.opts.admin.incrementalAlterConfigs({ resources: valid, validateOnly: req.validateOnly ?? false, timeoutMs: (timeout as { timeoutMs: number }).timeoutMs }),
+          );
+    const answered = new Map((answer.res?.resources ?? []).map((x) => [key(x), x]));
+    return {
+      ...NO_ERROR,
+      resources: prechecked.map(({ r, error }) => {
+        if (error) return result(r, error);
+        const x = answered.get(key(r));
+        if (x && !answer.whole) return result(r, { errorCode: x.errorCode, errorMessage: x.errorMessage });
+        return result(r, answer.whole ?? itemError('UNKNOWN_SERVER_ERROR', `the controller gave no answer for ${key(r)}`));
+      }),
+    };
+  }
+
+  /** What is wrong with one resource of IncrementalAlterConfigs before the controller sees it. */
+  private alterableProblem(r: AlterConfigsResource, duplicate: boolean): ItemError | undefined {
+    if (r.resourceType === CONFIG_RESOURCE_TOPIC) {
+      const bad = topicNameError(r.resourceName);
+      if (bad) return itemError('INVALID_TOPIC_EXCEPTION', bad);
+    } else if (r.resourceType === CONFIG_RESOURCE_BROKER) {
+      if (r.resourceName !== '') return itemError('INVALID_REQUEST', `per-broker configs are not supported; name the broker resource "" to change the cluster-wide default`);
+    } else {
+      return itemError('INVALID_REQUEST', `resource type ${r.resourceType} is neither 2 (topic) nor 4 (broker)`);
+    }
+    if (duplicate) return itemError('INVALID_REQUEST', `resource ${r.resourceType}:${JSON.stringify(r.resourceName)} appears more than once in the request`);
+    if (r.configs.length === 0) return itemError('INVALID_REQUEST', 'no config changes given');
+    if (r.configs.length > CONFIGS_PER_RESOURCE_MAX) return itemError('INVALID_REQUEST', `${r.configs.length} config changes for one resource; the limit is ${CONFIGS_PER_RESOURCE_MAX}`);
+    const names = new Set<string>();
+    for (const c of r.configs) {
+      const op = c.operation ?? CONFIG_OP_SET;
+      if (c.name === '' || c.name.length > 255) return itemError('INVALID_CONFIG', `config name ${JSON.stringify(c.name.slice(0, 64))} is empty or longer than 255 characters`);
+      if (op !== CONFIG_OP_SET && op !== CONFIG_OP_DELETE) return itemError('INVALID_REQUEST', `config ${c.name}: operation ${op} is not supported (0 SET, 1 DELETE)`);
+      if (names.has(c.name)) return itemError('INVALID_REQUEST', `config ${c.name} appears more than once for ${JSON.stringify(r.resourceName)}`);
+      names.add(c.name);
+      if (op === CONFIG_OP_SET && (c.value ?? '').length > 4096) return itemError('INVALID_CONFIG', `config ${c.name}: the value is longer than 4096 characters`);
+    }
+    return undefined;
+  }
+
+  async electLeaders(req: ElectLeadersRequest): Promise<ElectLeadersResponse> {
+    const view = this.opts.metadata();
+    const named = req.topics ?? [];
+    const type = req.electionType ?? ELECTION_PREFERRED;
+    const count = named.reduce((n, t) => n + Math.max(1, t.partitions.length), 0);
+    const timeout = this.adminTimeout(req.timeoutMs);
+    let whole: ItemError | undefined = timeout.error;
+    if (type !== ELECTION_PREFERRED && type !== ELECTION_UNCLEAN) whole = itemError('INVALID_REQUEST', `election type ${type} is neither 0 (preferred) nor 1 (unclean)`);
+    else if (count > this.limits.requestPartitionsMax) whole = itemError('INVALID_REQUEST', `${count} partitions in one request; the limit is ${this.limits.requestPartitionsMax}`);
+    const timeoutMs = (timeout as { timeoutMs?: number }).timeoutMs ?? this.limits.adminTimeoutMsDefault;
+    const partitionResult = (partition: number, err: ItemError): PartitionElectionResult => ({ partition, ...err, leaderId: -1 });
+
+    if (named.length === 0) {
+      if (whole) return { ...whole, topics: [] };
+      const answer = await this.callController('ElectLeaders', () => this.opts.admin.electLeaders({ electionType: type, topics: [], timeoutMs }));
+      if (answer.whole) return { ...answer.whole, topics: [] };
+      return { ...NO_ERROR, topics: answer.res!.topics };
+    }
+
+    // Expand each named topic to its partitions (a topic named without partitions means
+    // all of them, as this broker's image knows it), checking names and duplicates.
+    const seenTopics = new Map<string, number>();
+    for (const t of named) seenTopics.set(t.name, (seenTopics.get(t.name) ?? 0) + 1);
+    const toElect: ElectLeadersTopic[] = [];
+    const prechecked = named.map((t) => {
+      let topicError: ItemError | undefined = whole;
+      const bad = topicNameError(t.name);
+      if (!topicError && bad) topicError = itemError('INVALID_TOPIC_EXCEPTION', bad);
+      if (!topicError && seenTopics.get(t.name)! > 1) topicError = itemError('INVALID_REQUEST', `topic ${t.name} appears more than once in the request`);
+      let partitions = t.partitions;
+      if (partitions.length === 0) {
+        const known = view.topicByName(t.name);
+        if (!topicError && !known) topicError = itemError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${t.name} does not exist`);
+        partitions = known ? known.partitions.map((p) => p.partition) : [];
+        if (topicError) return { name: t.name, partitions: [] as Array<{ partition: number; error?: ItemError }>, topicError };
+      }
+      const seen = new Set<number>();
+      const checked = partitions.map((partition) => {
+        let error = topicError;
+        if (!error && seen.has(partition)) error = itemError('INVALID_REQUEST', `partition ${t.name}-${partition} appears more than once in the request`);
+        seen.add(partition);
+        return { partition, ...(error ? { error } : {}) };
+      });
+      const ok = checked.filter((c) => !c.error).map((c) => c.partition);
+      if (ok.length > 0) toElect.push({ name: t.name, partitions: ok });
+      return { name: t.name, partitions: checked, topicError };
+    });
+    const answer = toElect.length === 0 ? {} : await this.callController('ElectLeaders', () => this.opts.admin.electLeaders({ electionType: type, topics: toElect, timeoutMs }));
+    const answered = new Map<string, PartitionElectionResult>();
+    for (const t of answer.res?.topics ?? []) for (const p of t.partitions) answered.set(`${t.name}:${p.partition}`, p);
+    return {
+      ...NO_ERROR,
+      topics: prechecked.map((t) => ({
+        name: t.name,
+        partitions:
+          t.partitions.length === 0 && t.topicError
+            ? [partitionResult(-1, t.topicError)]
+            : t.partitions.map((p) => {
+                if (p.error) return partitionResult(p.partition, p.error);
+                const x = answered.get(`${t.name}:${p.partition}`);
+                if (x && !answer.whole) return x;
+                return partitionResult(p.partition, answer.whole ?? itemError('UNKNOWN_SERVER_ERROR', `the controller gave no answer for ${t.name}-${p.partition}`));
+              }),
+      })),
+    };
+  }
+
   // ─── Produce ───
 
   async produce(req: ProduceRequest): Promise<ProduceResponse> {
@@ -670,6 +822,8 @@ export function addClientApiService(server: grpc.Server, handlers: ClientApiHand
     CreateTopics: unaryHandler((req: CreateTopicsRequest) => h.createTopics(req), onError('CreateTopics')),
     DeleteTopics: unaryHandler((req: DeleteTopicsRequest) => h.deleteTopics(req), onError('DeleteTopics')),
     CreatePartitions: unaryHandler((req: CreatePartitionsRequest) => h.createPartitions(req), onError('CreatePartitions')),
+    IncrementalAlterConfigs: unaryHandler((req: IncrementalAlterConfigsRequest) => h.incrementalAlterConfigs(req), onError('IncrementalAlterConfigs')),
+    ElectLeaders: unaryHandler((req: ElectLeadersRequest) => h.electLeaders(req), onError('ElectLeaders')),
     Produce: unaryHandler((req: ProduceRequest) => h.produce(req), (e: unknown, req: ProduceRequest) => ({ ...onError('Produce')<ProduceResponse>(e), correlationId: req.correlationId ?? 0 })),
     Fetch: unaryHandler((req: FetchRequest) => h.fetch(req), onError('Fetch')),
     ListOffsets: unaryHandler((req: ListOffsetsRequest) => h.listOffsets(req), onError('ListOffsets')),
@@ -687,6 +841,8 @@ const EMPTY: Record<string, Record<string, unknown>> = {
   CreateTopics: { topics: [] },
   DeleteTopics: { topics: [] },
   CreatePartitions: { topics: [] },
+  IncrementalAlterConfigs: { resources: [] },
+  ElectLeaders: { topics: [] },
   Produce: { correlationId: 0, responses: [] },
   Fetch: { responses: [] },
   ListOffsets: { topics: [] },

@@ -10,6 +10,10 @@ import type {
   CreateTopicsResponse,
   DeleteTopicsRequest,
   DeleteTopicsResponse,
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse,
 } from '../proto/raftka.ts';
 import type {
   BrokerHeartbeatRequest,
@@ -29,6 +33,10 @@ export type {
   CreateTopicsResponse,
   DeleteTopicsRequest,
   DeleteTopicsResponse,
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse,
   BrokerHeartbeatRequest,
   BrokerHeartbeatResponse,
   BrokerRegistrationRequest,
@@ -113,6 +121,10 @@ export interface AdminClient {
   createTopics(req: CreateTopicsRequest): Promise<CreateTopicsResponse>;
   deleteTopics(req: DeleteTopicsRequest): Promise<DeleteTopicsResponse>;
   createPartitions(req: CreatePartitionsRequest): Promise<CreatePartitionsResponse>;
+  /** Resource types, operations and duplicates are checked; keys and values are the controller's to judge. */
+  incrementalAlterConfigs(req: IncrementalAlterConfigsRequest): Promise<IncrementalAlterConfigsResponse>;
+  /** Names and the election type are checked; empty `topics` means every partition. */
+  electLeaders(req: ElectLeadersRequest): Promise<ElectLeadersResponse>;
 }
 
 // ─── producer ids ───

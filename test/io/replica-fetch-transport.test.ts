@@ -206,6 +206,12 @@ test('controller RPCs: typed client and server around an injected handler', asyn
     deleteTopics: async (req) => ({ errorCode: 0, errorMessage: '', topics: (req.names ?? []).map((n) => ({ name: n, topicId: TOPIC_ID, errorCode: 0, errorMessage: '' })) }),
     createPartitions: async () => ({ errorCode: 0, errorMessage: '', topics: [] }),
     allocateProducerIds: async (req) => ({ errorCode: 0, errorMessage: '', producerIdStart: 1000 * req.brokerId, producerIdLen: 1000 }),
+    incrementalAlterConfigs: async (req) => ({
+      errorCode: 0,
+      errorMessage: '',
+      resources: req.resources.map((r) => ({ resourceType: r.resourceType, resourceName: r.resourceName, errorCode: 0, errorMessage: r.configs.map((c) => `${c.name}:${c.operation}:${c.value}`).join(',') })),
+    }),
+    electLeaders: async (req) => ({ errorCode: 0, errorMessage: '', topics: (req.topics ?? []).map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p, errorCode: ERRORS.ELECTION_NOT_NEEDED.code, errorMessage: '', leaderId: req.electionType ?? -1 })) })) }),
   };
   const server = await startInternalServer({ listen: '127.0.0.1:0', logger: silentLogger(), controller: handler });
   defer(t, () => server.close());
@@ -231,6 +237,11 @@ test('controller RPCs: typed client and server around an injected handler', asyn
   assert.deepEqual(ids, { errorCode: 0, errorMessage: '', producerIdStart: 2000, producerIdLen: 1000 });
   const dt = await client.deleteTopics({ names: ['t'] });
   assert.deepEqual(dt.topics.map((x) => [x.name, x.topicId]), [['t', TOPIC_ID]]);
+  // Forwarded config changes and elections keep every field across the wire.
+  const ac = await client.incrementalAlterConfigs({ resources: [{ resourceType: 2, resourceName: 't', configs: [{ name: 'retention.ms', operation: 0, value: '5' }, { name: 'cleanup.policy', operation: 1 }] }], validateOnly: true, timeoutMs: 1_000 });
+  assert.deepEqual(ac.resources, [{ resourceType: 2, resourceName: 't', errorCode: 0, errorMessage: 'retention.ms:0:5,cleanup.policy:1:' }]);
+  const el = await client.electLeaders({ electionType: 1, topics: [{ name: 't', partitions: [0, 2] }] });
+  assert.deepEqual(el.topics, [{ name: 't', partitions: [0, 2].map((p) => ({ partition: p, errorCode: ERRORS.ELECTION_NOT_NEEDED.code, errorMessage: '', leaderId: 1 })) }]);
   assert.deepEqual(calls, [
     'register 2 inc CLIENT=h:9093 rack=r2',
     `heartbeat 2@42 offset=${2 ** 40} shut=true`,

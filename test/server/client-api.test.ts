@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildBatch, decodeRecords, iterateBatches } from '../../src/log/batch.ts';
-import { ERRORS } from '../../src/common/errors.ts';
+import { ERRORS, RaftkaError } from '../../src/common/errors.ts';
 import type { FetchPartitionData, ProduceRequest } from '../../src/proto/raftka.ts';
 import { waitFor } from '../support/tmp.ts';
 import { startHarness, TOPIC_ID, OTHER_TOPIC_ID, type Harness } from './support.ts';
@@ -224,6 +224,19 @@ test('admin requests are validated here and the rest forwarded; controller failu
       },
       deleteTopics: async (req) => ({ errorCode: 0, errorMessage: '', topics: [...(req.names ?? []).map((n) => ({ name: n, topicId: TOPIC_ID, errorCode: 0, errorMessage: '' })), ...(req.topicIds ?? []).map((id) => ({ name: '', topicId: id, errorCode: E.UNKNOWN_TOPIC_ID.code, errorMessage: 'no such id' }))] }),
       createPartitions: async () => ({ errorCode: E.NOT_CONTROLLER.code, errorMessage: 'moved', topics: [] }),
+      incrementalAlterConfigs: async (req) => {
+        seen.push(req);
+        return { errorCode: 0, errorMessage: '', resources: req.resources.map((r) => ({ resourceType: r.resourceType, resourceName: r.resourceName, errorCode: r.resourceName === 'missing' ? E.UNKNOWN_TOPIC_OR_PARTITION.code : 0, errorMessage: '' })) };
+      },
+      electLeaders: async (req) => {
+        seen.push(req);
+        if (controller.failure) throw controller.failure;
+        return {
+          errorCode: 0,
+          errorMessage: '',
+          topics: (req.topics ?? []).map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p, errorCode: p === 0 ? E.ELECTION_NOT_NEEDED.code : 0, errorMessage: '', leaderId: 1 })) })),
+        };
+      },
     },
   });
   const res = await h.client.createTopics({
@@ -262,6 +275,68 @@ test('admin requests are validated here and the rest forwarded; controller failu
 
   const cp = await h.client.createPartitions({ topics: [{ name: 't', count: 4 }, { name: 't2', count: 0 }] });
   assert.deepEqual(cp.topics.map((x) => [x.name, x.errorCode]), [['t', E.NOT_CONTROLLER.code], ['t2', E.INVALID_PARTITIONS.code]]);
+
+  // IncrementalAlterConfigs: structure checked here, keys and values left to the controller.
+  seen.length = 0;
+  const ac = await h.client.incrementalAlterConfigs({
+    validateOnly: true,
+    resources: [
+      { resourceType: 2, resourceName: 't', configs: [{ name: 'retention.ms', operation: 0, value: '60000' }, { name: 'cleanup.policy', operation: 1 }] },
+      { resourceType: 4, resourceName: '', configs: [{ name: 'min.insync.replicas', value: '2' }] },
+      { resourceType: 2, resourceName: 'missing', configs: [{ name: 'retention.ms', value: '1' }] },
+      { resourceType: 4, resourceName: '3', configs: [{ name: 'retention.ms', value: '1' }] },
+      { resourceType: 7, resourceName: 'x', configs: [{ name: 'retention.ms', value: '1' }] },
+      { resourceType: 2, resourceName: 'bad/name', configs: [{ name: 'retention.ms', value: '1' }] },
+      { resourceType: 2, resourceName: 'twice', configs: [{ name: 'retention.ms', value: '1' }, { name: 'retention.ms', operation: 1 }] },
+      { resourceType: 2, resourceName: 'append', configs: [{ name: 'cleanup.policy', operation: 2, value: 'compact' }] },
+      { resourceType: 2, resourceName: 'empty', configs: [] },
+    ],
+  });
+  assert.deepEqual(ac.resources.map((x) => [x.resourceType, x.resourceName, x.errorCode]), [
+    [2, 't', 0],
+    [4, '', 0],
+    [2, 'missing', E.UNKNOWN_TOPIC_OR_PARTITION.code],
+    [4, '3', E.INVALID_REQUEST.code],
+    [7, 'x', E.INVALID_REQUEST.code],
+    [2, 'bad/name', E.INVALID_TOPIC_EXCEPTION.code],
+    [2, 'twice', E.INVALID_REQUEST.code],
+    [2, 'append', E.INVALID_REQUEST.code],
+    [2, 'empty', E.INVALID_REQUEST.code],
+  ]);
+  assert.deepEqual(seen, [
+    {
+      validateOnly: true,
+      timeoutMs: 30_000,
+      resources: [
+        { resourceType: 2, resourceName: 't', configs: [{ name: 'retention.ms', operation: 0, value: '60000' }, { name: 'cleanup.policy', operation: 1, value: '' }] },
+        { resourceType: 4, resourceName: '', configs: [{ name: 'min.insync.replicas', operation: 0, value: '2' }] },
+        { resourceType: 2, resourceName: 'missing', configs: [{ name: 'retention.ms', operation: 0, value: '1' }] },
+      ],
+    },
+  ]);
+
+  // ElectLeaders: a topic without partitions means all of them (from the local view);
+  // per-partition answers come back in request order, bad items answered here.
+  seen.length = 0;
+  controller.failure = undefined;
+  const el = await h.client.electLeaders({ electionType: 0, topics: [{ name: 't', partitions: [] }, { name: 'other', partitions: [3, 3] }, { name: 'no such', partitions: [0] }] });
+  assert.equal(el.errorCode, 0);
+  assert.deepEqual(
+    el.topics.map((t) => [t.name, t.partitions.map((p) => [p.partition, p.errorCode])]),
+    [
+      ['t', [[0, E.ELECTION_NOT_NEEDED.code], [1, 0]]],
+      ['other', [[3, 0], [3, E.INVALID_REQUEST.code]]],
+      ['no such', [[0, E.INVALID_TOPIC_EXCEPTION.code]]],
+    ],
+  );
+  assert.deepEqual(seen, [{ electionType: 0, timeoutMs: 30_000, topics: [{ name: 't', partitions: [0, 1] }, { name: 'other', partitions: [3] }] }]);
+  const badType = await h.client.electLeaders({ electionType: 5 });
+  assert.equal(badType.errorCode, E.INVALID_REQUEST.code, 'no partitions named: a request-wide problem is top-level');
+  const badTypeNamed = await h.client.electLeaders({ electionType: 5, topics: [{ name: 't', partitions: [0] }] });
+  assert.deepEqual(badTypeNamed.topics[0]!.partitions.map((p) => p.errorCode), [E.INVALID_REQUEST.code]);
+  controller.failure = new RaftkaError('NOT_CONTROLLER', 'moving');
+  const moved = await h.client.electLeaders({ topics: [{ name: 't', partitions: [1] }] });
+  assert.deepEqual(moved.topics[0]!.partitions.map((p) => p.errorCode), [E.NOT_CONTROLLER.code]);
 });
 
 test('an unexpected exception is UNKNOWN_SERVER_ERROR, and the server goes on serving', async (t) => {

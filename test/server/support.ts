@@ -56,6 +56,8 @@ export const unusedAdmin: AdminClient = {
   createTopics: () => Promise.reject(new Error('no admin in this test')),
   deleteTopics: () => Promise.reject(new Error('no admin in this test')),
   createPartitions: () => Promise.reject(new Error('no admin in this test')),
+  incrementalAlterConfigs: () => Promise.reject(new Error('no admin in this test')),
+  electLeaders: () => Promise.reject(new Error('no admin in this test')),
 };
 
 export interface Harness {

@@ -10,6 +10,7 @@ import { registerTopicsCommands } from './topics.ts';
 import { registerProduceCommand } from './produce.ts';
 import { registerConsumeCommand } from './consume.ts';
 import { registerMetadataCommands } from './metadata.ts';
+import { registerPerfCommands } from './perf.ts';
 
 export function buildProgram(): Command {
   const program = new Command('raftka')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerProduceCommand(program);
   registerConsumeCommand(program);
   registerMetadataCommands(program);
+  registerPerfCommands(program);
   return program;
 }
 

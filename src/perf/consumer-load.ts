@@ -1,0 +1,170 @@
+// One consumer member of `raftka perf consume` / `perf e2e` in assign mode: it reads its
+// partitions with raw Fetch calls straight from their leaders, one fetch loop per
+// partition (so requests to different partitions and brokers are in flight together),
+// and counts records from the batch headers without decoding them. Only the e2e member
+// decodes, to read each value's send stamp. A partition whose leader moved refreshes
+// metadata and carries on at the same offset.
+import { decodeBatch, registerCodecs } from '../client/codecs.ts';
+import { RawClientPool } from '../client/raw-client.ts';
+import { errorByCode } from '../common/errors.ts';
+import { BATCH_OVERHEAD, LOG_OVERHEAD, Off } from '../log/batch.ts';
+import type { MetadataResponse } from '../proto/raftka.ts';
+import { LatencyRecorder } from './latency.ts';
+import { REPORT_MS, sleep, until, type Load, type LoadFinal, type LoadReport } from './load.ts';
+import { nowEpochMs, readStamp } from './payload.ts';
+
+export interface ConsumerLoadOptions {
+  bootstrap: string[];
+  topic: string;
+  partitions: number[];
+  /** Where each partition starts (same order as `partitions`). */
+  startOffsets: number[];
+  /** Stop a partition once it reaches this offset (same order); -1 = never. */
+  endOffsets: number[];
+  /** Long-poll wait of a fetch that finds nothing (ms). */
+  maxWaitMs: number;
+  /** Bytes per partition per fetch. */
+  partitionMaxBytes: number;
+  /** Decode records and record now − the value's stamp as latency (e2e). */
+  e2e: boolean;
+}
+
+const RETRY_BACKOFF_MS = 100;
+
+interface Counters {
+  records: number;
+  bytes: number;
+  errors: number;
+}
+
+/** Records and batch bytes in a fetch response's records, from the headers alone. */
+export function countBatches(buf: Buffer): { records: number; bytes: number; nextOffset: number } {
+  let pos = 0;
+  let records = 0;
+  let nextOffset = -1;
+  while (pos + BATCH_OVERHEAD <= buf.length) {
+    const size = LOG_OVERHEAD + buf.readInt32BE(pos + Off.batchLength);
+    if (pos + size > buf.length) break;
+    records += buf.readInt32BE(pos + Off.recordCount);
+    nextOffset = Number(buf.readBigInt64BE(pos + Off.baseOffset)) + buf.readInt32BE(pos + Off.lastOffsetDelta) + 1;
+    pos += size;
+  }
+  return { records, bytes: pos, nextOffset };
+}
+
+export async function prepareConsumerLoad(o: ConsumerLoadOptions): Promise<Load> {
+  registerCodecs();
+  const pool = new RawClientPool({ timeoutMs: 30_000 });
+  const bootstrap = o.bootstrap;
+  let leaders = new Map<number, string>();
+  const refresh = async (): Promise<void> => {
+    let md: MetadataResponse | undefined;
+    for (const a of bootstrap) {
+      md = await pool
+        .get(a)
+        .metadata({ topics: [o.topic] }, { timeoutMs: 3000 })
+        .catch(() => undefined);
+      if (md && md.errorCode === 0) break;
+    }
+    const t = md?.topics.find((x) => x.name === o.topic);
+    if (!md || !t) return;
+    const addr = new Map(md.brokers.map((b) => [b.id, `${b.host}:${b.port}`]));
+    leaders = new Map(t.partitions.filter((p) => p.leaderId >= 0 && addr.has(p.leaderId)).map((p) => [p.partition, addr.get(p.leaderId)!]));
+  };
+  await refresh();
+  let stopped = false;
+  return {
+    stop: () => {
+      stopped = true;
+    },
+    close: async () => pool.close(),
+    async run(startAtMs, report) {
+      const latency = new LatencyRecorder();
+      const c: Counters = { records: 0, bytes: 0, errors: 0 };
+      let firstError: string | undefined;
+      let firstRecordAtMs: number | undefined;
+      const flushReport = () => {
+        const r: LoadReport = { ...c, window: latency.takeWindow() };
+        c.records = c.bytes = c.errors = 0;
+        report(r);
+      };
+      const loop = async (partition: number, start: number, end: number): Promise<void> => {
+        let offset = start;
+        while (!stopped && (end < 0 || offset < end)) {
+          const addr = leaders.get(partition);
+          let ok = false;
+          if (addr !== undefined) {
+            try {
+              const r = await pool.get(addr).fetch({
+                maxWaitMs: o.maxWaitMs,
+                minBytes: 1,
+                maxBytes: o.partitionMaxBytes,
+                topics: [{ name: o.topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: o.partitionMaxBytes }] }],
+              });
+              const p = r.responses[0]?.partitions[0];
+              const code = r.errorCode || (p?.errorCode ?? 3);
+              if (code === 0 && p) {
+                ok = true;
+                if (p.records.length > 0) {
+                  const n = countBatches(p.records);
+                  if (n.records > 0) {
+                    firstRecordAtMs ??= nowEpochMs();
+                    if (o.e2e) await recordE2e(p.records, n.bytes, latency);
+                    // A batch reaching past the end counts only up to it (offsets in a
+                    // batch are consecutive unless compacted, which perf topics are not).
+                    const counted = end >= 0 && n.nextOffset > end ? Math.max(0, n.records - (n.nextOffset - end)) : n.records;
+                    c.records += counted;
+                    c.bytes += Math.round((n.bytes * counted) / n.records);
+                    offset = n.nextOffset;
+                  }
+                }
+              } else {
+                firstError ??= `fetch ${o.topic}-${partition}: ${errorByCode(code)} ${r.errorMessage || p?.errorMessage || ''}`.trim();
+              }
+            } catch (e) {
+              firstError ??= `fetch ${o.topic}-${partition}: ${(e as Error).message}`;
+            }
+          }
+          if (!ok) {
+            c.errors++;
+            await sleep(RETRY_BACKOFF_MS);
+            await refresh();
+          }
+        }
+      };
+      await until(startAtMs);
+      const timer = setInterval(flushReport, REPORT_MS);
+      const startedAtMs = nowEpochMs();
+      try {
+        await Promise.all(o.partitions.map((p, i) => loop(p, o.startOffsets[i]!, o.endOffsets[i]!)));
+      } finally {
+        clearInterval(timer);
+      }
+      const endedAtMs = nowEpochMs();
+      flushReport();
+      const final: LoadFinal = {
+        histogram: latency.encode(),
+        startedAtMs,
+        endedAtMs,
+        ...(firstError !== undefined ? { firstError } : {}),
+        ...(firstRecordAtMs !== undefined ? { firstRecordAtMs } : {}),
+      };
+      latency.destroy();
+      return final;
+    },
+  };
+}
+
+async function recordE2e(records: Buffer, size: number, latency: LatencyRecorder): Promise<void> {
+  let pos = 0;
+  while (pos < size) {
+    const len = LOG_OVERHEAD + records.readInt32BE(pos + Off.batchLength);
+    const decoded = await decodeBatch(records.subarray(pos, pos + len));
+    const now = nowEpochMs();
+    for (const r of decoded) {
+      const at = readStamp(r.value);
+      if (at !== undefined) latency.record(now - at);
+    }
+    pos += len;
+  }
+}

@@ -1,0 +1,138 @@
+// One producer instance of `raftka perf produce` / `perf e2e`: an SDK producer fed at a
+// scheduled rate (or as fast as it takes them), recording send-to-acknowledgement
+// latency of every record in an HDR histogram. Records handed to one send() share its
+// latency. The generator allocates nothing per record unless the values are stamped.
+import { Raftka, type Message, type Producer } from '../client/index.ts';
+import type { CompressionOption } from '../client/codecs.ts';
+import { LatencyRecorder } from './latency.ts';
+import { REPORT_MS, until, type Load, type LoadFinal, type LoadReport } from './load.ts';
+import { nowEpochMs, stampedValue, valuePool } from './payload.ts';
+import { RateSchedule } from './rate.ts';
+
+export interface ProducerLoadOptions {
+  bootstrap: string[];
+  topic: string;
+  records: number;
+  recordSize: number;
+  /** Records per second; <= 0 means as fast as possible. */
+  ratePerSec: number;
+  acks: number;
+  compression: CompressionOption;
+  batchSize: number;
+  lingerMs: number;
+  payloadJson: boolean;
+  /** Stamp each value with its send time (for the end-to-end test). */
+  stamp: boolean;
+  transport?: 'stream' | 'unary';
+  idempotent?: boolean;
+}
+
+/** Records per send() call at most (a paced sender sends what is due in one call). */
+const CHUNK_MAX = 1000;
+/** send() calls awaiting acknowledgement before the generator waits (bufferMemory bounds bytes too). */
+const OUTSTANDING_SENDS_MAX = 512;
+
+export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load> {
+  const raftka = new Raftka({ brokers: o.bootstrap, clientId: 'raftka-perf' });
+  const producer: Producer = raftka.producer({
+    acks: o.acks,
+    compression: o.compression,
+    batchSize: o.batchSize,
+    lingerMs: o.lingerMs,
+    // Idempotence needs acks=all; with other acks it is off unless asked for.
+    idempotent: o.idempotent ?? (o.acks === -1 ? undefined : false),
+    ...(o.transport ? { transport: o.transport } : {}),
+  });
+  await producer.connect();
+  const pool: Message[] = valuePool(o.recordSize, o.payloadJson).map((value) => ({ value }));
+  const unlimited = !(o.ratePerSec > 0);
+  // Unpaced: one send per batch worth of records, so a send maps onto roughly one batch.
+  const chunk = unlimited ? Math.max(1, Math.min(CHUNK_MAX, Math.floor(o.batchSize / (o.recordSize + 12)))) : CHUNK_MAX;
+  const fullChunks: Message[][] = Array.from({ length: 8 }, (_, c) => Array.from({ length: chunk }, (_, i) => pool[(c * chunk + i) % pool.length]!));
+  let stopped = false;
+
+  const messages = (n: number, from: number): Message[] => {
+    if (o.stamp) {
+      const at = nowEpochMs();
+      return Array.from({ length: n }, (_, i) => ({ value: stampedValue(pool[(from + i) % pool.length]!.value as Buffer, at) }));
+    }
+    if (n === chunk) return fullChunks[(from / chunk) % fullChunks.length | 0]!;
+    return Array.from({ length: n }, (_, i) => pool[(from + i) % pool.length]!);
+  };
+
+  return {
+    stop: () => {
+      stopped = true;
+    },
+    close: () => producer.disconnect(),
+    async run(startAtMs, report) {
+      const latency = new LatencyRecorder();
+      let acked = 0;
+      let bytes = 0;
+      let errors = 0;
+      let firstError: string | undefined;
+      let outstanding = 0;
+      let slotFree: (() => void) | undefined;
+      const flushReport = () => {
+        const r: LoadReport = { records: acked, bytes, errors, window: latency.takeWindow() };
+        acked = bytes = errors = 0;
+        report(r);
+      };
+      const settle = () => {
+        outstanding--;
+        const f = slotFree;
+        slotFree = undefined;
+        f?.();
+      };
+      const fire = (msgs: Message[]) => {
+        const n = msgs.length;
+        const t = performance.now();
+        outstanding++;
+        producer.send({ topic: o.topic, messages: msgs }).then(
+          () => {
+            latency.record(performance.now() - t, n);
+            acked += n;
+            bytes += n * o.recordSize;
+            settle();
+          },
+          (e: unknown) => {
+            errors += n;
+            firstError ??= e instanceof Error ? e.message : String(e);
+            settle();
+          },
+        );
+      };
+      const slot = () => new Promise<void>((r) => (slotFree = r));
+
+      await until(startAtMs);
+      const timer = setInterval(flushReport, REPORT_MS);
+      const startedAtMs = nowEpochMs();
+      const t0 = performance.now();
+      const schedule = new RateSchedule(o.ratePerSec, o.records, t0);
+      let sent = 0;
+      try {
+        while (sent < o.records && !stopped) {
+          const due = schedule.dueBy(performance.now());
+          while (sent < due && !stopped) {
+            const n = Math.min(chunk, due - sent);
+            fire(messages(n, sent));
+            sent += n;
+            // Yield while too many sends wait, and now and then regardless so timers run.
+            if (outstanding >= OUTSTANDING_SENDS_MAX) await slot();
+          }
+          if (sent >= o.records) break;
+          const wait = schedule.dueAt(sent) - performance.now();
+          await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+        }
+        while (outstanding > 0) await slot();
+      } finally {
+        clearInterval(timer);
+      }
+      const endedAtMs = nowEpochMs();
+      flushReport();
+      const final: LoadFinal = { histogram: latency.encode(), startedAtMs, endedAtMs, ...(firstError !== undefined ? { firstError } : {}) };
+      latency.destroy();
+      return final;
+    },
+  };
+}

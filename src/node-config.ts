@@ -37,6 +37,10 @@ export const NODE_CONFIG_DEFS = {
   'producer.id.expiration.ms': longDef(24 * 3600 * 1000, 'An idempotent producer with no batch for this long is forgotten by every partition', { min: 1 }),
   'producer.id.expiration.check.interval.ms': longDef(600_000, 'How often idle producer ids are expired', { min: 1 }),
   'raft.election.timeout.ms': intDef(1000, 'Raft election timeout (randomized in [T, 2T))', { min: 50 }),
+  // Test-only hooks for the Jepsen suite (src/node/test-hooks.ts); empty means off.
+  'test.fsync.ledger': stringDef('', 'Test only: file recording each segment file\'s last fsynced length (power-loss simulation)'),
+  'test.clock.control': stringDef('', 'Test only: file holding the wall-clock skew in ms, re-read while running (clock faults)'),
+  'test.replication.peer.addresses': stringDef('', 'Test only: ID@HOST:PORT,… replica fetch addresses overriding the advertised ones (fault proxies)'),
 } as const;
 
 export type NodeConfig = ConfigOf<typeof NODE_CONFIG_DEFS>;

@@ -79,7 +79,12 @@ export interface JepsenCluster {
   powerLoss(ids: readonly number[]): Promise<void>;
   /** Restores every link, resumes paused nodes, resets clocks and starts stopped nodes. */
   healAll(): Promise<void>;
-  /** What the checker's cluster checks need (controller events, metadata logs, replicas). */
+  /**
+   * What the checker's cluster checks need (controller events, metadata logs, replicas).
+   * Call it last, after the final reads: it waits (bounded) for voters and replicas to
+   * catch up, reads each partition's high watermark, then stops every node, because the
+   * metadata logs and segment files are read offline. `stop()` is still needed after it.
+   */
   observations(): Promise<ClusterObservations>;
   /** Stops every process by PID and closes every proxy; idempotent. */
   stop(): Promise<void>;

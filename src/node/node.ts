@@ -27,6 +27,7 @@ import { parseListeners, topicDefaults, type Listener, type NodeConfig } from '.
 import { BrokerLifecycle, type BrokerState } from './broker-lifecycle.ts';
 import { ControllerService } from './controller-service.ts';
 import { metadataView } from './metadata-view.ts';
+import { installTestHooks } from './test-hooks.ts';
 
 export interface NodeOptions {
   logger: Logger;
@@ -59,7 +60,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
   const nodeId = cfg['node.id'];
   const logger = opts.logger.child({ nodeId });
   const log = componentLogger(logger, 'node');
-  const clock = opts.clock ?? systemClock;
+  const hooks = installTestHooks(cfg, { clock: opts.clock ?? systemClock, onSync: opts.onSync, logger });
+  const clock = hooks.clock;
   const dir = cfg['log.dirs'];
   const meta = checkMetaProperties(dir, { nodeId });
   const clusterId = meta.clusterId;
@@ -73,7 +75,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
   const voters = parseVoters(cfg['controller.quorum.voters']);
   const voterAddress = new Map(voters.map((v) => [v.nodeId, v.address]));
   const stateMachine = new MetadataStateMachine();
-  const closers: Array<() => Promise<void> | void> = [];
+  const closers: Array<() => Promise<void> | void> = [() => hooks.close()];
   const closeAll = async () => {
     for (const c of closers.splice(0).reverse()) {
       try {
@@ -198,7 +200,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       retentionCheckIntervalMs: cfg['log.retention.check.interval.ms'],
       producerIdExpirationMs: cfg['producer.id.expiration.ms'],
       producerIdExpirationCheckIntervalMs: cfg['producer.id.expiration.check.interval.ms'],
-      ...(opts.onSync ? { onSync: opts.onSync } : {}),
+      ...(hooks.onSync ? { onSync: hooks.onSync } : {}),
     });
     rm.start();
     closers.push(() => rm.close());
@@ -263,7 +265,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
           for (const b of img.brokers.values()) {
             if (b.brokerId === nodeId) continue;
             const ep = b.endpoints.find((e) => e.name === 'REPLICATION');
-            if (ep) fetchClient.setAddress(b.brokerId, `${ep.host}:${ep.port}`);
+            if (ep) fetchClient.setAddress(b.brokerId, hooks.replicationAddress(b.brokerId) ?? `${ep.host}:${ep.port}`);
             // Raft addresses of broker-only nodes (observers) come from their registration.
             const raftEp = b.endpoints.find((e) => e.name === 'CONTROLLER');
             if (raftEp && !voterAddress.has(b.brokerId)) raft.setPeerAddress(b.brokerId, `${raftEp.host}:${raftEp.port}`);

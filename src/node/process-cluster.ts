@@ -27,6 +27,13 @@ export interface ProcessClusterSpec {
   brokerOnly?: readonly number[];
   /** Environment for the node processes (e.g. RAFTKA_LOG_LEVEL). */
   env?: NodeJS.ProcessEnv;
+  /** Fixed REPLICATION listener ports (default: any free port, advertised as bound). */
+  replicationPorts?: readonly number[];
+  /**
+   * The Raft address node `from` dials for voter `to` (default: `to`'s own listener);
+   * the Jepsen cluster points it at a per-link fault proxy.
+   */
+  raftAddress?: (from: number, to: number) => string;
 }
 
 /** Defaults that make a local cluster fail over quickly (Kafka's are for real networks). */
@@ -97,16 +104,21 @@ export class ProcessCluster {
       return meta.directoryId;
     });
     const brokerOnly = new Set(spec.brokerOnly ?? []);
-    const voters = spec.nodeIds
-      .map((id, i) => (brokerOnly.has(id) ? '' : `${id}@127.0.0.1:${spec.controllerPorts[i]}:${dirIds[i]}`))
-      .filter((v) => v !== '')
-      .join(',');
+    const votersFor = (from: number) =>
+      spec.nodeIds
+        .map((id, i) => {
+          if (brokerOnly.has(id)) return '';
+          const addr = spec.raftAddress && id !== from ? spec.raftAddress(from, id) : `127.0.0.1:${spec.controllerPorts[i]}`;
+          return `${id}@${addr}:${dirIds[i]}`;
+        })
+        .filter((v) => v !== '')
+        .join(',');
     spec.nodeIds.forEach((id, i) => {
       const props: Record<string, string> = {
         'node.id': String(id),
         'process.roles': brokerOnly.has(id) ? 'broker' : 'broker,controller',
-        listeners: `CLIENT://127.0.0.1:${spec.clientPorts[i]},REPLICATION://127.0.0.1:0,CONTROLLER://127.0.0.1:${spec.controllerPorts[i]}`,
-        'controller.quorum.voters': voters,
+        listeners: `CLIENT://127.0.0.1:${spec.clientPorts[i]},REPLICATION://127.0.0.1:${spec.replicationPorts?.[i] ?? 0},CONTROLLER://127.0.0.1:${spec.controllerPorts[i]}`,
+        'controller.quorum.voters': votersFor(id),
         'log.dirs': c.dataDir(id),
         ...spec.overrides,
         ...spec.nodeOverrides?.[id],

@@ -1,0 +1,543 @@
+// The Jepsen cluster under test: N real node processes (ProcessCluster) whose every
+// directed inter-node link and every client→node link runs through its own FaultProxy.
+//
+// Links, per ordered pair of nodes (a, b): the Raft/controller connection a opens to b
+// (a's `controller.quorum.voters` names the proxy), and the replica fetch connection a
+// opens to b (`test.replication.peer.addresses`). Per node b: one clients→b proxy, which
+// b advertises as its CLIENT endpoint, so clients that learn addresses from metadata
+// still go through it. The harness itself (readiness, controller and leader lookups)
+// talks to the nodes directly: it observes, it is not a client.
+//
+// Cut semantics, for a directed link from → to:
+// - `drop`: the connections `from` opens to `to` stall both ways (to's own connections
+//   to `from` are a separate link).
+// - `one-way`: bytes travelling from `from` to `to` are held on every connection between
+//   them (requests on from's connections, answers on to's), the other direction flows.
+// Cuts only add blocks; `healAll` removes all of them.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { pino } from 'pino';
+import { RaftkaError } from '../common/errors.ts';
+import { componentLogger, createLogger, type Logger } from '../common/logger.ts';
+import { RawClient } from '../client/raw-client.ts';
+import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../node/process-cluster.ts';
+import { cutToFsyncedLengths, readClockAck, writeClockControl, type PowerLossCut } from '../node/test-hooks.ts';
+import type { DescribeClusterResponse, MetadataResponse } from '../proto/raftka.ts';
+import type { ClusterObservations, PartitionReplicas, VoterLog } from './checker.ts';
+import type { JepsenCluster, JepsenClusterOptions, StartJepsenCluster } from './fault-api.ts';
+import { readControllerEvents, readMetadataLog, readReplicaLog, replicaImages } from './observations.ts';
+import { FaultProxy, type ProxyMode } from './proxy.ts';
+
+type From = number | 'clients';
+
+/** Blocks on one proxy: bytes towards the target (requests), towards the client (answers). */
+interface ProxyState {
+  readonly proxy: FaultProxy;
+  toTarget: boolean;
+  toClient: boolean;
+}
+
+function modeOf(s: ProxyState): ProxyMode {
+  if (s.toTarget && s.toClient) return 'drop';
+  if (s.toTarget) return 'to-client-only';
+  if (s.toClient) return 'to-target-only';
+  return 'pass';
+}
+
+/** Polls with a deadline (the harness's own waits: process states, acknowledgements). */
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** The process state letter from /proc (T = stopped by a signal). */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+function splitKey(key: string): { topic: string; partition: number } {
+  const i = key.lastIndexOf('-');
+  const partition = Number(key.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(partition) || partition < 0) throw new RaftkaError('INVALID_REQUEST', `partition key must be <topic>-<partition>, got ${JSON.stringify(key)}`);
+  return { topic: key.slice(0, i), partition };
+}
+
+/** What the Jepsen tests need beyond the runner's contract. */
+export interface ProcessJepsenCluster extends JepsenCluster {
+  pid(id: number): number | undefined;
+  isRunning(id: number): boolean;
+  isPaused(id: number): boolean;
+  dataDir(id: number): string;
+  logPath(id: number): string;
+  ledgerPath(id: number): string;
+  /** Client address of node `id` through its clients→node proxy. */
+  clientAddress(id: number): string;
+  /** The files the last `powerLoss` cut or removed. */
+  lastPowerLoss(): readonly PowerLossCut[];
+  /** The current mode of every proxy, keyed "a->b raft", "a->b replication", "clients->b". */
+  linkModes(): Record<string, ProxyMode>;
+  linkConnections(): Record<string, number>;
+}
+
+class JepsenProcessCluster implements ProcessJepsenCluster {
+  readonly nodeIds: readonly number[];
+  readonly bootstrap: readonly string[];
+  private readonly paused = new Set<number>();
+  private readonly skew = new Map<number, number>();
+  private clockSeq = 0;
+  private cuts: PowerLossCut[] = [];
+  private stopping: Promise<void> | undefined;
+  private readonly onSigint = () => this.emergencyStop();
+
+  constructor(
+    readonly root: string,
+    private readonly pc: ProcessCluster,
+    private readonly raftProxies: Map<string, ProxyState>,
+    private readonly fetchProxies: Map<string, ProxyState>,
+    private readonly clientProxies: Map<number, ProxyState>,
+    private readonly log: Logger,
+    private readonly closeLog: () => void,
+  ) {
+    this.nodeIds = pc.spec.nodeIds;
+    this.bootstrap = this.nodeIds.map((id) => this.clientAddress(id));
+    // Ctrl-C must not leave nodes running or ports bound.
+    process.on('SIGINT', this.onSigint);
+  }
+
+  // ---- identity ----
+
+  pid(id: number): number | undefined {
+    return this.pc.isRunning(id) ? this.pc.pid(id) : undefined;
+  }
+  isRunning(id: number): boolean {
+    return this.pc.isRunning(id);
+  }
+  isPaused(id: number): boolean {
+    return this.paused.has(id);
+  }
+  dataDir(id: number): string {
+    return this.pc.dataDir(id);
+  }
+  logPath(id: number): string {
+    return this.pc.logPath(id);
+  }
+  ledgerPath(id: number): string {
+    return join(this.root, `node-${id}.fsync-ledger`);
+  }
+  private clockPath(id: number): string {
+    return join(this.root, `node-${id}.clock`);
+  }
+  clientAddress(id: number): string {
+    return this.clientProxies.get(id)!.proxy.address;
+  }
+  lastPowerLoss(): readonly PowerLossCut[] {
+    return this.cuts;
+  }
+  linkModes(): Record<string, ProxyMode> {
+    const out: Record<string, ProxyMode> = {};
+    for (const [k, s] of this.raftProxies) out[`${k} raft`] = modeOf(s);
+    for (const [k, s] of this.fetchProxies) out[`${k} replication`] = modeOf(s);
+    for (const [id, s] of this.clientProxies) out[`clients->${id}`] = modeOf(s);
+    return out;
+  }
+
+  /** Open connections per proxy, same keys as `linkModes` (evidence the links are used). */
+  linkConnections(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, s] of this.raftProxies) out[`${k} raft`] = s.proxy.connections;
+    for (const [k, s] of this.fetchProxies) out[`${k} replication`] = s.proxy.connections;
+    for (const [id, s] of this.clientProxies) out[`clients->${id}`] = s.proxy.connections;
+    return out;
+  }
+
+  private checkId(id: number): void {
+    if (!this.nodeIds.includes(id)) throw new RaftkaError('INVALID_REQUEST', `no node ${id} in this cluster (nodes ${this.nodeIds.join(', ')})`);
+  }
+
+  /** Running and not paused: the nodes that can answer. */
+  private upIds(): number[] {
+    return this.nodeIds.filter((id) => this.pc.isRunning(id) && !this.paused.has(id));
+  }
+
+  private directAddress(id: number): string {
+    return this.pc.clientAddress(id);
+  }
+
+  private async ask<T>(id: number, f: (c: RawClient) => Promise<T>, timeoutMs = 1500): Promise<T | undefined> {
+    const c = new RawClient(this.directAddress(id), { timeoutMs });
+    try {
+      return await f(c);
+    } catch {
+      return undefined;
+    } finally {
+      c.close();
+    }
+  }
+
+  // ---- readiness and lookups ----
+
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: DescribeClusterResponse | undefined;
+    for (;;) {
+      const up = this.upIds();
+      for (const id of this.nodeIds) {
+        const p = this.pc.procs.get(id);
+        if (p && p.exitCode !== null && p.exitCode !== 0) throw new Error(`node ${id} exited with code ${p.exitCode}; see ${this.logPath(id)}:\n${this.pc.logTail(id, 20)}`);
+      }
+      for (const id of up) {
+        const r = await this.ask(id, (c) => c.describeCluster());
+        if (!r || r.errorCode !== 0) continue;
+        last = r;
+        if (r.controllerId >= 0 && up.every((u) => r.brokers.some((b) => b.id === u && !b.fenced))) return;
+        break;
+      }
+      if (Date.now() > deadline) {
+        const tails = up.map((id) => `--- node ${id} (${this.logPath(id)}) ---\n${this.pc.logTail(id, 12)}`).join('\n');
+        throw new Error(`jepsen cluster not ready after ${timeoutMs} ms (last view: ${JSON.stringify(last)})\n${tails}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The answer most nodes give: an isolated ex-leader may still name itself. */
+  async controllerId(): Promise<number | null> {
+    const answers = await Promise.all(this.upIds().map((id) => this.ask(id, (c) => c.describeCluster())));
+    const votes = new Map<number, number>();
+    for (const r of answers) if (r && r.errorCode === 0 && r.controllerId >= 0) votes.set(r.controllerId, (votes.get(r.controllerId) ?? 0) + 1);
+    let best: number | null = null;
+    let bestVotes = 0;
+    for (const [id, n] of votes) {
+      if (n > bestVotes) [best, bestVotes] = [id, n];
+    }
+    return best;
+  }
+
+  /** The leader in the newest leader epoch any node reports. */
+  async leaderOf(key: string): Promise<number | null> {
+    const { topic, partition } = splitKey(key);
+    const answers = await Promise.all(this.upIds().map((id) => this.ask(id, (c) => c.metadata({ topics: [topic] }))));
+    let best: { leader: number; epoch: number } | undefined;
+    for (const r of answers) {
+      const p = r?.topics.find((t) => t.name === topic && t.errorCode === 0)?.partitions.find((x) => x.partition === partition && x.errorCode === 0);
+      if (p && p.leaderId >= 0 && (!best || p.leaderEpoch > best.epoch)) best = { leader: p.leaderId, epoch: p.leaderEpoch };
+    }
+    return best?.leader ?? null;
+  }
+
+  // ---- processes ----
+
+  async kill(id: number): Promise<void> {
+    this.checkId(id);
+    await this.pc.kill9(id);
+    this.paused.delete(id);
+  }
+
+  async start(id: number): Promise<void> {
+    this.checkId(id);
+    if (this.pc.isRunning(id)) return;
+    const child: ChildProcess = this.pc.start(id);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+  }
+
+  async pause(id: number): Promise<void> {
+    this.checkId(id);
+    const pid = this.pid(id);
+    if (pid === undefined || this.paused.has(id)) return;
+    process.kill(pid, 'SIGSTOP');
+    this.paused.add(id);
+    await until(`node ${id} (pid ${pid}) to stop`, () => procState(pid) === 'T' || !this.pc.isRunning(id), 5000, 5);
+  }
+
+  async resume(id: number): Promise<void> {
+    this.checkId(id);
+    const pid = this.pid(id);
+    this.paused.delete(id);
+    if (pid === undefined) return;
+    process.kill(pid, 'SIGCONT');
+    await until(`node ${id} (pid ${pid}) to continue`, () => procState(pid) !== 'T', 5000, 5);
+  }
+
+  // ---- network ----
+
+  private proxiesBetween(a: number, b: number): ProxyState[] {
+    const k = `${a}->${b}`;
+    return [this.raftProxies.get(k), this.fetchProxies.get(k)].filter((s): s is ProxyState => s !== undefined);
+  }
+
+  async cut(links: readonly (readonly [from: From, to: number])[], mode: 'drop' | 'one-way' = 'drop'): Promise<void> {
+    const touched = new Set<ProxyState>();
+    const block = (s: ProxyState | undefined, dir: 'toTarget' | 'toClient') => {
+      if (!s) return;
+      s[dir] = true;
+      touched.add(s);
+    };
+    for (const [from, to] of links) {
+      this.checkId(to);
+      if (from !== 'clients') this.checkId(from);
+      if (from === to) continue;
+      if (from === 'clients') {
+        const s = this.clientProxies.get(to);
+        block(s, 'toTarget');
+        if (mode === 'drop') block(s, 'toClient');
+      } else if (mode === 'drop') {
+        for (const s of this.proxiesBetween(from, to)) {
+          block(s, 'toTarget');
+          block(s, 'toClient');
+        }
+      } else {
+        for (const s of this.proxiesBetween(from, to)) block(s, 'toTarget');
+        for (const s of this.proxiesBetween(to, from)) block(s, 'toClient');
+      }
+    }
+    for (const s of touched) s.proxy.setMode(modeOf(s));
+    this.log.info({ links, mode }, 'links cut');
+  }
+
+  private allProxies(): ProxyState[] {
+    return [...this.raftProxies.values(), ...this.fetchProxies.values(), ...this.clientProxies.values()];
+  }
+
+  // ---- clock ----
+
+  private async setSkew(id: number, skewMs: number, wait: boolean): Promise<void> {
+    this.skew.set(id, skewMs);
+    const seq = ++this.clockSeq;
+    const path = this.clockPath(id);
+    writeClockControl(path, skewMs, seq);
+    // A stopped or paused node applies it when it runs again; nothing to wait for.
+    if (wait && this.pc.isRunning(id) && !this.paused.has(id)) {
+      await until(`node ${id} to apply clock skew ${skewMs} ms`, () => readClockAck(path) === seq || !this.pc.isRunning(id), 10_000);
+    }
+  }
+
+  async shiftClock(id: number, offsetMs: number): Promise<void> {
+    this.checkId(id);
+    if (!Number.isFinite(offsetMs)) throw new RaftkaError('INVALID_REQUEST', `clock offset must be a finite number of ms, got ${offsetMs}`);
+    await this.setSkew(id, (this.skew.get(id) ?? 0) + offsetMs, true);
+    this.log.info({ node: id, offsetMs, skewMs: this.skew.get(id) }, 'clock shifted');
+  }
+
+  // ---- power loss ----
+
+  async powerLoss(ids: readonly number[]): Promise<void> {
+    for (const id of ids) this.checkId(id);
+    // All at once: a shared power failure stops every node before any file is cut.
+    await Promise.all(ids.map((id) => this.kill(id)));
+    const cuts: PowerLossCut[] = [];
+    for (const id of ids) cuts.push(...cutToFsyncedLengths(this.dataDir(id), this.ledgerPath(id)));
+    this.cuts = cuts;
+    this.log.info({ nodes: ids, files: cuts.length }, 'power loss: segment files cut to their fsynced lengths');
+  }
+
+  // ---- heal ----
+
+  async healAll(): Promise<void> {
+    for (const s of this.allProxies()) {
+      s.toTarget = false;
+      s.toClient = false;
+      s.proxy.setMode('pass');
+    }
+    const skewed = this.nodeIds.filter((id) => (this.skew.get(id) ?? 0) !== 0);
+    // Written before any start, so a restarted node boots with the true clock.
+    const running = new Set(this.nodeIds.filter((id) => this.pc.isRunning(id)));
+    for (const id of [...this.paused]) await this.resume(id);
+    await Promise.all(skewed.map((id) => this.setSkew(id, 0, running.has(id))));
+    await Promise.all(this.nodeIds.filter((id) => !this.pc.isRunning(id)).map((id) => this.start(id)));
+    this.log.info('healed: links restored, nodes resumed and started, clocks reset');
+  }
+
+  // ---- observations ----
+
+  /**
+   * Quiesces (waits, bounded, for every voter and every replica to catch up), reads each
+   * partition's high watermark from its leader and the ISR, then stops every node and
+   * reads their metadata logs and replica logs offline. Leaves the cluster stopped.
+   */
+  async observations(): Promise<ClusterObservations> {
+    const controllerEvents = this.nodeIds.flatMap((id) => readControllerEvents(this.logPath(id), id));
+    const partitions: { topic: string; partition: number; leader: number; isr: number[]; hw: number }[] = [];
+    try {
+      await this.quiesce(30_000);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cluster did not quiesce; observing it as it is');
+    }
+    const meta = await this.metadataFromController();
+    for (const t of meta?.topics ?? []) {
+      for (const p of t.partitions) {
+        if (p.leaderId < 0) continue;
+        const r = await this.ask(p.leaderId, (c) => c.listOffsets({ topics: [{ name: t.name, partitions: [{ partition: p.partition, timestamp: -1 }] }] }));
+        const o = r?.topics[0]?.partitions[0];
+        if (o && o.errorCode === 0) partitions.push({ topic: t.name, partition: p.partition, leader: p.leaderId, isr: p.isr, hw: o.offset });
+      }
+    }
+    await this.stopProcesses();
+    const voters: VoterLog[] = [];
+    let committedIndex = 0;
+    for (const id of this.nodeIds) {
+      try {
+        const l = await readMetadataLog(this.dataDir(id));
+        voters.push({ node: id, entries: l.entries, snapshotIndex: l.snapshotIndex });
+        committedIndex = Math.max(committedIndex, l.commitIndex);
+      } catch (e) {
+        this.log.warn({ node: id, err: (e as Error).message }, 'cannot read the metadata log');
+      }
+    }
+    const replicas: PartitionReplicas[] = [];
+    for (const p of partitions) {
+      // ISR members must hold every record below the high watermark; others may lag.
+      const logs = await Promise.all(p.isr.map((id) => readReplicaLog(join(this.dataDir(id), `${p.topic}-${p.partition}`), id)));
+      replicas.push({ key: `${p.topic}-${p.partition}`, highWatermark: p.hw, replicas: replicaImages(logs, p.hw) });
+    }
+    return { controllerEvents, metadataLogs: { voters, committedIndex }, replicas };
+  }
+
+  private async metadataFromController(): Promise<MetadataResponse | undefined> {
+    const ctl = await this.controllerId();
+    const order = ctl === null ? this.upIds() : [ctl, ...this.upIds().filter((id) => id !== ctl)];
+    for (const id of order) {
+      const r = await this.ask(id, (c) => c.metadata({}));
+      if (r && r.errorCode === 0) return r;
+    }
+    return undefined;
+  }
+
+  /** Every voter caught up with the Raft leader and every partition's ISR complete. */
+  private async quiesce(timeoutMs: number): Promise<void> {
+    await until(
+      'voters and replicas to catch up',
+      async () => {
+        const ctl = await this.controllerId();
+        if (ctl === null) return false;
+        const d = await this.ask(ctl, (c) => c.describeCluster());
+        if (!d || d.voters.some((v) => v.lag !== 0)) return false;
+        const m = await this.ask(ctl, (c) => c.metadata({}));
+        if (!m) return false;
+        return m.topics.every((t) => t.partitions.every((p) => p.leaderId >= 0 && p.replicas.every((r) => p.isr.includes(r))));
+      },
+      timeoutMs,
+      200,
+    );
+  }
+
+  // ---- stop ----
+
+  private async stopProcesses(): Promise<void> {
+    for (const id of [...this.paused]) {
+      const pid = this.pid(id);
+      if (pid !== undefined) process.kill(pid, 'SIGCONT');
+    }
+    this.paused.clear();
+    // The data is thrown away or read offline: no controlled shutdown needed, but a short
+    // grace lets logs flush their last lines.
+    await this.pc.stopAll(2000);
+  }
+
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      process.off('SIGINT', this.onSigint);
+      await this.stopProcesses();
+      await Promise.all(this.allProxies().map((s) => s.proxy.close()));
+      this.log.info('jepsen cluster stopped');
+      this.closeLog();
+    })());
+  }
+
+  /** SIGINT: kill synchronously, then let any other handler run or exit like Ctrl-C would. */
+  private emergencyStop(): void {
+    for (const id of this.nodeIds) {
+      const p = this.pc.procs.get(id);
+      if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    }
+    void this.stop();
+    if (process.listenerCount('SIGINT') === 0) process.exit(130);
+  }
+}
+
+export const startJepsenCluster: StartJepsenCluster = async (opts: JepsenClusterOptions) => {
+  const n = opts.nodes;
+  if (!Number.isInteger(n) || n < 1 || n > 9) throw new RaftkaError('INVALID_CONFIG', `a jepsen cluster has 1 to 9 nodes, got ${n}`);
+  // The harness's own log sits next to the nodes' logs, not on the runner's stdout.
+  const destination = pino.destination({ dest: join(opts.root, 'jepsen.log'), sync: true, mkdir: true });
+  const logger = createLogger({ name: 'jepsen', destination });
+  let logOpen = true;
+  const endLog = () => {
+    if (logOpen) destination.end();
+    logOpen = false;
+  };
+  const log = componentLogger(logger, 'jepsen-cluster');
+  const ids = Array.from({ length: n }, (_, i) => i + 1);
+  const ports = await freePorts(3 * n);
+  const clientPorts = ports.slice(0, n);
+  const controllerPorts = ports.slice(n, 2 * n);
+  const replicationPorts = ports.slice(2 * n);
+  const raftProxies = new Map<string, ProxyState>();
+  const fetchProxies = new Map<string, ProxyState>();
+  const clientProxies = new Map<number, ProxyState>();
+  const all: FaultProxy[] = [];
+  const proxy = async (target: string, name: string): Promise<ProxyState> => {
+    const p = await FaultProxy.start({ target, name, logger });
+    all.push(p);
+    return { proxy: p, toTarget: false, toClient: false };
+  };
+  try {
+    for (const [i, b] of ids.entries()) {
+      clientProxies.set(b, await proxy(`127.0.0.1:${clientPorts[i]}`, `clients->${b}`));
+      for (const a of ids) {
+        if (a === b) continue;
+        raftProxies.set(`${a}->${b}`, await proxy(`127.0.0.1:${controllerPorts[i]}`, `${a}->${b} raft`));
+        fetchProxies.set(`${a}->${b}`, await proxy(`127.0.0.1:${replicationPorts[i]}`, `${a}->${b} replication`));
+      }
+    }
+    const nodeOverrides: Record<number, Record<string, string>> = {};
+    for (const [i, id] of ids.entries()) {
+      nodeOverrides[id] = {
+        'advertised.listeners': `CLIENT://127.0.0.1:${clientProxies.get(id)!.proxy.port},REPLICATION://127.0.0.1:${replicationPorts[i]},CONTROLLER://127.0.0.1:${controllerPorts[i]}`,
+        'test.replication.peer.addresses': ids
+          .filter((p) => p !== id)
+          .map((p) => `${p}@${fetchProxies.get(`${id}->${p}`)!.proxy.address}`)
+          .join(','),
+        'test.fsync.ledger': join(opts.root, `node-${id}.fsync-ledger`),
+        'test.clock.control': join(opts.root, `node-${id}.clock`),
+      };
+    }
+    const pc = ProcessCluster.prepare({
+      root: opts.root,
+      nodeIds: ids,
+      clientPorts,
+      controllerPorts,
+      replicationPorts,
+      raftAddress: (from, to) => raftProxies.get(`${from}->${to}`)!.proxy.address,
+      overrides: { ...DEV_OVERRIDES, 'raft.election.timeout.ms': '500', ...opts.overrides },
+      nodeOverrides,
+    });
+    const cluster = new JepsenProcessCluster(opts.root, pc, raftProxies, fetchProxies, clientProxies, log, endLog);
+    try {
+      await Promise.all(ids.map((id) => cluster.start(id)));
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+    log.info({ nodes: ids, root: opts.root, bootstrap: cluster.bootstrap }, 'jepsen cluster started');
+    return cluster;
+  } catch (e) {
+    await Promise.all(all.map((p) => p.close()));
+    endLog();
+    throw e;
+  }
+};
+
+/** The same, typed with the test-facing extras. */
+export const startProcessJepsenCluster = startJepsenCluster as (opts: JepsenClusterOptions) => Promise<ProcessJepsenCluster>;

@@ -1,0 +1,395 @@
+// `npm run bench -- perf [--json] [--scale F] [--producers N] [--cpu-prof DIR] [--only a,b]`:
+// the benchmark matrix of issue 8. A three-node cluster of real processes (RF 3,
+// acks=all, durable default: flush.before.ack), driven by the `raftka perf` load
+// generators (src/perf), and in the same run the baselines the machine allows: raw disk
+// write into fresh pages, raw fdatasync rate, raw Node TCP and a raw grpc-js stream with
+// the same 64 KiB payloads between two processes.
+//
+// Runs: produce 100 B and 1 KiB records as fast as they go; produce 1 KiB at a fixed
+// 5,000 records/s (send-to-ack percentiles); consume the 1 KiB topic with one member and
+// with three; end-to-end latency at 5,000 records/s; produce with lz4 on compressible
+// JSON values (MB/s of uncompressed values). Peak RSS (VmHWM) of every broker process.
+//
+// Writes bench/results/<timestamp>.json (every figure and the settings), bench/report.md
+// and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
+// (default 1: a full run takes about 3 minutes here). --cpu-prof DIR runs the brokers
+// under `node --cpu-prof` (profiles written at their controlled shutdown).
+import { spawn } from 'node:child_process';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { connect } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import type { BenchContext, BenchResult } from '../bench.ts';
+import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
+import { RawClient } from '../../src/client/raw-client.ts';
+import { buildBatch } from '../../src/log/batch.ts';
+import { DATA_CHANNEL_OPTIONS } from '../../src/proto/rpc.ts';
+import { producePerf, type ProduceSummary } from '../../src/perf/produce.ts';
+import { consumePerf, type ConsumeSummary } from '../../src/perf/consume.ts';
+import { e2ePerf, type E2eSummary } from '../../src/perf/e2e.ts';
+import { progressLine } from '../../src/perf/coordinator.ts';
+import { LatencyRecorder, summarize } from '../../src/perf/latency.ts';
+import { barChart, latencyChart } from '../bench-support/charts.ts';
+
+const PARTITIONS = 6;
+const BATCH_BYTES = 64 * 1024;
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+function arg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+// ─── baselines ───
+
+/** Sequential 1 MiB writes into a new file (fresh page-cache pages), no sync. */
+function rawDiskWrite(dir: string, mib: number): number {
+  const path = join(dir, 'raw-write.bin');
+  const buf = Buffer.alloc(1 << 20, 0x61);
+  const fd = openSync(path, 'w');
+  const t0 = performance.now();
+  for (let i = 0; i < mib; i++) writeSync(fd, buf);
+  const secs = (performance.now() - t0) / 1000;
+  closeSync(fd);
+  rmSync(path);
+  return (mib * 1.048576) / secs;
+}
+
+/** 4 KiB append + fdatasync, one after the other, for `seconds`. */
+function rawFdatasync(dir: string, seconds: number): { perSec: number; p50Ms: number; p99Ms: number } {
+  const path = join(dir, 'raw-sync.bin');
+  const buf = Buffer.alloc(4096, 0x62);
+  const fd = openSync(path, 'w');
+  const lat = new LatencyRecorder();
+  let n = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  while (performance.now() < end) {
+    const t = performance.now();
+    writeSync(fd, buf);
+    fdatasyncSync(fd);
+    lat.record(performance.now() - t);
+    n++;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  closeSync(fd);
+  rmSync(path);
+  const s = summarize(lat.histogram);
+  lat.destroy();
+  return { perSec: n / secs, p50Ms: s.p50Ms, p99Ms: s.p99Ms };
+}
+
+function spawnSink(script: string): { port: Promise<number>; kill(): void } {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`../bench-support/${script}`, import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
+  });
+  return { port, kill: () => child.kill('SIGTERM') };
+}
+
+/** One TCP connection to another process, 64 KiB writes for `seconds`, counted by the receiver. */
+async function rawTcp(payload: Buffer, seconds: number): Promise<number> {
+  const sink = spawnSink('tcp-sink.ts');
+  try {
+    const port = await sink.port;
+    const sock = connect(port, '127.0.0.1');
+    await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    while (performance.now() < end) {
+      if (!sock.write(payload)) await new Promise((r) => sock.once('drain', r));
+    }
+    const answer = new Promise<string>((resolve) => {
+      let s = '';
+      sock.on('data', (d: Buffer) => (s += d.toString()));
+      sock.on('end', () => resolve(s));
+    });
+    sock.end();
+    const bytes = Number((await answer).trim());
+    return bytes / 1e6 / ((performance.now() - t0) / 1000);
+  } finally {
+    sink.kill();
+  }
+}
+
+/** A grpc-js bidi stream to another process, each 64 KiB message answered, 12 in flight. */
+async function rawGrpcStream(payload: Buffer, seconds: number): Promise<number> {
+  const sink = spawnSink('grpc-sink.ts');
+  try {
+    const port = await sink.port;
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), DATA_CHANNEL_OPTIONS);
+    const identity = (b: Buffer) => b;
+    const call = client.makeBidiStreamRequest('/bench.Sink/Stream', identity, identity, new grpc.Metadata());
+    let answered = 0;
+    let inFlight = 0;
+    let wake: (() => void) | undefined;
+    call.on('data', () => {
+      answered++;
+      inFlight--;
+      wake?.();
+    });
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    while (performance.now() < end) {
+      while (inFlight >= 12) await new Promise<void>((r) => (wake = r));
+      inFlight++;
+      if (!call.write(payload)) await new Promise((r) => call.once('drain', r));
+    }
+    while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+    const mbs = (answered * payload.length) / 1e6 / ((performance.now() - t0) / 1000);
+    const closed = new Promise<void>((r) => call.once('status', () => r()));
+    call.on('error', () => undefined); // the status event reports the end either way
+    call.end();
+    await closed;
+    client.close();
+    return mbs;
+  } finally {
+    sink.kill();
+  }
+}
+
+/** Peak resident set (VmHWM) of a process, MB (10^6 bytes). */
+function peakRssMB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? (Number(m[1]) * 1024) / 1e6 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+// ─── the matrix ───
+
+interface Runs {
+  produce100?: ProduceSummary;
+  produce1k?: ProduceSummary;
+  produceLat?: ProduceSummary;
+  consume1?: ConsumeSummary;
+  consume3?: ConsumeSummary;
+  e2e?: E2eSummary;
+  lz4?: ProduceSummary;
+}
+
+export async function run(ctx: BenchContext): Promise<BenchResult> {
+  const scale = Number(arg(ctx.args, '--scale') ?? 1);
+  const producers = Number(arg(ctx.args, '--producers') ?? 1);
+  const profDir = arg(ctx.args, '--cpu-prof');
+  const only = arg(ctx.args, '--only')?.split(',');
+  const want = (name: string) => only === undefined || only.includes(name);
+  const n = (x: number) => Math.max(1000, Math.round(x * scale));
+  const root = mkdtempSync(join(tmpdir(), 'raftka-bench-perf-'));
+  const ports = await freePorts(6);
+  const cluster = ProcessCluster.prepare({
+    root,
+    nodeIds: [1, 2, 3],
+    clientPorts: ports.slice(0, 3),
+    controllerPorts: ports.slice(3),
+    overrides: DEV_OVERRIDES,
+    ...(profDir ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } } : {}),
+  });
+  const bootstrap = cluster.spec.nodeIds.map((id) => cluster.clientAddress(id));
+  const runs: Runs = {};
+  const started = new Date();
+  const rss: Record<string, number> = {};
+  const t0 = performance.now();
+  const step = (msg: string) => ctx.progress(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${msg}`);
+  const onProgress = (verb: string) => (p: Parameters<typeof progressLine>[0]) => ctx.progress(`    ${progressLine(p, verb)}`);
+  const common = { bootstrap, acks: -1, compression: 'none' as const, batchSize: BATCH_BYTES, lingerMs: 5, producers, payloadJson: false, stamp: false };
+  try {
+    step('baselines: disk, fdatasync, TCP, grpc-js stream');
+    const rawDiskWriteMBs = rawDiskWrite(root, 512);
+    const sync = rawFdatasync(root, 2);
+    const payload = buildBatch(Array.from({ length: 62 }, (_, i) => ({ value: Buffer.alloc(1024, 97 + (i % 26)) })));
+    const rawTcpMBs = await rawTcp(payload, 2);
+    const rawGrpcMBs = await rawGrpcStream(payload, 3);
+    step(`  disk ${rawDiskWriteMBs.toFixed(0)} MB/s, fdatasync ${sync.perSec.toFixed(0)}/s, TCP ${rawTcpMBs.toFixed(0)} MB/s, grpc-js stream ${rawGrpcMBs.toFixed(0)} MB/s`);
+
+    step('starting three nodes');
+    cluster.startAll();
+    await cluster.waitReady(60_000, 50);
+    const admin = new RawClient(bootstrap[0]!);
+    const topics = ['p100', 'p1k', 'lat', 'e2e', 'lz4'];
+    const created = await admin.createTopics({ topics: topics.map((name) => ({ name, numPartitions: PARTITIONS, replicationFactor: 3 })), timeoutMs: 30_000 });
+    admin.close();
+    for (const t of created.topics) if (t.errorCode !== 0) throw new Error(`create topic ${t.name}: error ${t.errorCode} ${t.errorMessage}`);
+
+    if (want('produce100')) {
+      step(`produce 100 B records, as fast as they go (${n(2_000_000)} records)`);
+      runs.produce100 = await producePerf({ ...common, topic: 'p100', numRecords: n(2_000_000), recordSize: 100, throughput: -1, onProgress: onProgress('sent') });
+    }
+    if (want('produce1k')) {
+      step(`produce 1 KiB records, as fast as they go (${n(400_000)} records)`);
+      runs.produce1k = await producePerf({ ...common, topic: 'p1k', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
+    }
+    if (want('latency')) {
+      step(`produce 1 KiB records at 5,000 records/s, linger 0 (${n(50_000)} records)`);
+      runs.produceLat = await producePerf({ ...common, producers: 1, lingerMs: 0, topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
+    }
+    if (want('consume') && runs.produce1k) {
+      step('consume the 1 KiB topic, one member');
+      runs.consume1 = await consumePerf({ bootstrap, topic: 'p1k', members: 1, fetchMaxBytes: 8 << 20, timeoutMs: 10_000, onProgress: onProgress('read') });
+      step('consume the 1 KiB topic, three members (worker threads)');
+      runs.consume3 = await consumePerf({ bootstrap, topic: 'p1k', members: 3, fetchMaxBytes: 8 << 20, timeoutMs: 10_000, onProgress: onProgress('read') });
+    }
+    if (want('e2e')) {
+      step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 0 (${n(50_000)} records)`);
+      runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: 0, timeoutMs: 10_000, onProgress: onProgress('read') });
+    }
+    if (want('lz4')) {
+      step(`produce lz4 on compressible 1 KiB JSON values (${n(400_000)} records)`);
+      runs.lz4 = await producePerf({ ...common, compression: 'lz4', payloadJson: true, topic: 'lz4', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
+    }
+    for (const id of cluster.spec.nodeIds) rss[`node${id}`] = peakRssMB(cluster.pid(id));
+    step(`peak RSS of the brokers: ${Object.entries(rss).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(', ')}`);
+
+    const fields = {
+      produceRecordsPerSec100B: runs.produce100?.recordsPerSec ?? NaN,
+      produceMBs1KiB: runs.produce1k?.mbPerSec ?? NaN,
+      produceP50Ms: runs.produceLat?.p50Ms ?? NaN,
+      produceP99Ms: runs.produceLat?.p99Ms ?? NaN,
+      consumeMBs1KiB: runs.consume1?.mbPerSec ?? NaN,
+      consumeMBs1KiB3: runs.consume3?.mbPerSec ?? NaN,
+      e2eP99Ms: runs.e2e?.p99Ms ?? NaN,
+      produceMBsLz4: runs.lz4?.mbPerSec ?? NaN,
+      brokerRssMaxMB: Math.max(...Object.values(rss)),
+      rawDiskWriteMBs,
+      rawTcpMBs,
+      rawGrpcMBs,
+    };
+    const record = {
+      startedAt: started.toISOString(),
+      seconds: (performance.now() - t0) / 1000,
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGB: totalmem() / 1e9, node: process.version, loadAvgAtEnd: (await import('node:os')).loadavg() },
+      settings: { scale, producers, partitions: PARTITIONS, replicationFactor: 3, acks: 'all', batchSize: BATCH_BYTES, lingerMs: { throughput: 5, latency: 0 }, durable: 'flush.before.ack=true (default)', overrides: DEV_OVERRIDES, cpuProfiles: profDir ?? null },
+      fields,
+      rawFdatasync: sync,
+      runs,
+      brokerPeakRssMB: rss,
+    };
+    writeReport(record, fields, runs, sync, rss);
+    await writeCharts(fields, runs);
+    mkdirSync(join(REPO, 'bench/results'), { recursive: true });
+    writeFileSync(join(REPO, 'bench/results', `${stamp(started)}.json`), JSON.stringify(record, null, 2) + '\n');
+    step(`wrote bench/report.md, bench/charts/*.svg and bench/results/${stamp(started)}.json`);
+
+    const f = (x: number, d = 1) => (Number.isFinite(x) ? Number(x.toFixed(d)) : NaN);
+    return {
+      rows: [
+        ['produce 100 B, records/s (target >= 250,000)', f(fields.produceRecordsPerSec100B, 0)],
+        ['produce 1 KiB, MB/s (target >= 50)', f(fields.produceMBs1KiB)],
+        ['produce 1 KiB at 5,000/s: p50 ms (target <= 3)', f(fields.produceP50Ms, 2)],
+        ['produce 1 KiB at 5,000/s: p99 ms (target <= 15)', f(fields.produceP99Ms, 2)],
+        ['consume 1 KiB, one member, MB/s (target >= 200)', f(fields.consumeMBs1KiB)],
+        ['consume 1 KiB, three members, MB/s', f(fields.consumeMBs1KiB3)],
+        ['end-to-end p99 at 5,000/s, ms (target <= 20)', f(fields.e2eP99Ms, 2)],
+        ['produce lz4 JSON, MB/s of values', f(fields.produceMBsLz4)],
+        ['broker peak RSS, max MB (target <= 150)', f(fields.brokerRssMaxMB)],
+        ['raw disk write, fresh pages, MB/s', f(rawDiskWriteMBs)],
+        ['raw 4 KiB write+fdatasync, per s', f(sync.perSec, 0)],
+        ['raw Node TCP, MB/s', f(rawTcpMBs)],
+        ['raw grpc-js stream, 64 KiB messages, MB/s', f(rawGrpcMBs)],
+      ],
+      json: fields,
+    };
+  } finally {
+    // A controlled shutdown when profiling, so each broker writes its profile.
+    if (profDir) await cluster.stopAll(30_000);
+    await cluster.killAll();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[:.]/g, '-').replace(/-\d\d\dZ$/, 'Z');
+}
+
+async function writeCharts(fields: Record<string, number>, runs: Runs): Promise<void> {
+  const dir = join(REPO, 'bench/charts');
+  mkdirSync(dir, { recursive: true });
+  const tp = await barChart('Throughput (MB/s, log scale): Raftka, RF 3, acks=all, against the machine', 'MB/s', [
+    { label: 'produce 100 B records', value: (runs.produce100?.mbPerSec ?? NaN), kind: 'raftka' },
+    { label: 'produce 1 KiB records', value: fields.produceMBs1KiB!, kind: 'raftka' },
+    { label: 'produce 1 KiB lz4 JSON (values)', value: fields.produceMBsLz4!, kind: 'raftka' },
+    { label: 'consume 1 KiB, 1 member', value: fields.consumeMBs1KiB!, kind: 'raftka' },
+    { label: 'consume 1 KiB, 3 members', value: fields.consumeMBs1KiB3!, kind: 'raftka' },
+    { label: 'raw disk write (fresh pages)', value: fields.rawDiskWriteMBs!, kind: 'baseline' },
+    { label: 'raw Node TCP', value: fields.rawTcpMBs!, kind: 'baseline' },
+    { label: 'raw grpc-js stream', value: fields.rawGrpcMBs!, kind: 'baseline' },
+  ]);
+  writeFileSync(join(dir, 'throughput.svg'), tp);
+  const pts = (s: { p50Ms: number; p95Ms: number; p99Ms: number; p999Ms: number; maxMs: number } | undefined) =>
+    s ? [
+      { percentile: 'p50', ms: s.p50Ms },
+      { percentile: 'p95', ms: s.p95Ms },
+      { percentile: 'p99', ms: s.p99Ms },
+      { percentile: 'p99.9', ms: s.p999Ms },
+      { percentile: 'max', ms: s.maxMs },
+    ] : [];
+  const lat = await latencyChart('Latency at 5,000 records/s of 1 KiB (ms, log scale)', [
+    { series: 'produce send-to-ack (acks=all)', points: pts(runs.produceLat) },
+    { series: 'end to end (send to consumer)', points: pts(runs.e2e) },
+  ]);
+  writeFileSync(join(dir, 'latency.svg'), lat);
+}
+
+function writeReport(record: { startedAt: string; seconds: number; machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] } }, fields: Record<string, number>, runs: Runs, sync: { perSec: number; p50Ms: number; p99Ms: number }, rss: Record<string, number>): void {
+  const v = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+  const ok = (x: number, target: number, dir: 'min' | 'max') => (!Number.isFinite(x) ? '' : (dir === 'min' ? x >= target : x <= target) ? 'met' : 'not yet');
+  const lines = [
+    '# Raftka benchmark report',
+    '',
+    `Run ${record.startedAt} (${record.seconds.toFixed(0)} s) on ${record.machine.cpus} × ${record.machine.cpuModel}, ${process.version}; load average at the end ${record.machine.loadAvgAtEnd.map((x) => x.toFixed(1)).join(' ')}.`,
+    'Three Raftka nodes as separate processes, topics of 6 partitions, replication factor 3, acks=all, durable default (`flush.before.ack=true`: an acknowledged batch is fdatasync-ed on every in-sync replica), and the load generator, all on the same machine.',
+    'Reproduce with `npm run bench -- perf` (add `--json` for one JSON line). MB = 10^6 bytes.',
+    '',
+    '| figure | Raftka | target | | baseline on this machine |',
+    '|---|---:|---:|---|---|',
+    `| produce 100 B records (records/s) | ${v(fields.produceRecordsPerSec100B, 0)} | ≥ 250,000 | ${ok(fields.produceRecordsPerSec100B!, 250_000, 'min')} | |`,
+    `| produce 1 KiB records (MB/s) | ${v(fields.produceMBs1KiB)} | ≥ 50 | ${ok(fields.produceMBs1KiB!, 50, 'min')} | raw disk write ${v(fields.rawDiskWriteMBs, 0)} MB/s (÷3 replicas on one disk: ${v(fields.rawDiskWriteMBs! / 3, 0)}) |`,
+    `| produce 1 KiB at 5,000/s, p50 (ms) | ${v(fields.produceP50Ms, 2)} | ≤ 3 | ${ok(fields.produceP50Ms!, 3, 'max')} | 4 KiB write+fdatasync p50 ${v(sync.p50Ms, 2)} ms |`,
+    `| produce 1 KiB at 5,000/s, p99 (ms) | ${v(fields.produceP99Ms, 2)} | ≤ 15 | ${ok(fields.produceP99Ms!, 15, 'max')} | fdatasync p99 ${v(sync.p99Ms, 2)} ms, ${v(sync.perSec, 0)}/s |`,
+    `| consume 1 KiB, one member (MB/s) | ${v(fields.consumeMBs1KiB)} | ≥ 200 | ${ok(fields.consumeMBs1KiB!, 200, 'min')} | raw grpc-js stream ${v(fields.rawGrpcMBs, 0)} MB/s |`,
+    `| consume 1 KiB, three members (MB/s) | ${v(fields.consumeMBs1KiB3)} | | | raw Node TCP ${v(fields.rawTcpMBs, 0)} MB/s |`,
+    `| end to end at 5,000/s, p99 (ms) | ${v(fields.e2eP99Ms, 2)} | ≤ 20 | ${ok(fields.e2eP99Ms!, 20, 'max')} | |`,
+    `| produce lz4 JSON 1 KiB (MB/s of values) | ${v(fields.produceMBsLz4)} | | | |`,
+    `| broker peak RSS, max (MB) | ${v(fields.brokerRssMaxMB, 0)} | ≤ 150 | ${ok(fields.brokerRssMaxMB!, 150, 'max')} | ${Object.entries(rss).map(([k, x]) => `${k} ${v(x, 0)}`).join(', ')} |`,
+    '',
+    '![throughput](charts/throughput.svg)',
+    '',
+    '![latency](charts/latency.svg)',
+    '',
+    '## Runs',
+    '',
+    '| run | records | records/s | MB/s | avg | p50 | p95 | p99 | p99.9 | max (ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...(
+      [
+        ['produce 100 B, as fast as possible', runs.produce100],
+        ['produce 1 KiB, as fast as possible', runs.produce1k],
+        ['produce 1 KiB at 5,000/s, linger 0', runs.produceLat],
+        ['produce lz4 JSON 1 KiB', runs.lz4],
+      ] as const
+    ).map(([name, s]) => (s ? `| ${name} | ${s.records} | ${v(s.recordsPerSec, 0)} | ${v(s.mbPerSec)} | ${v(s.avgMs, 2)} | ${v(s.p50Ms, 2)} | ${v(s.p95Ms, 2)} | ${v(s.p99Ms, 2)} | ${v(s.p999Ms, 2)} | ${v(s.maxMs, 2)} |` : `| ${name} | not run |||||||||`)),
+    runs.e2e
+      ? `| end to end at 5,000/s, linger 0 | ${runs.e2e.records} | ${v(runs.e2e.ratePerSec, 0)} | | ${v(runs.e2e.avgMs, 2)} | ${v(runs.e2e.p50Ms, 2)} | ${v(runs.e2e.p95Ms, 2)} | ${v(runs.e2e.p99Ms, 2)} | ${v(runs.e2e.p999Ms, 2)} | ${v(runs.e2e.maxMs, 2)} |`
+      : '| end to end | not run |||||||||',
+    '',
+    '| consume | records | records/s | MB/s | time to first record (ms) |',
+    '|---|---:|---:|---:|---:|',
+    ...(
+      [
+        ['1 KiB topic, one member', runs.consume1],
+        ['1 KiB topic, three members', runs.consume3],
+      ] as const
+    ).map(([name, s]) => (s ? `| ${name} | ${s.records} | ${v(s.recordsPerSec, 0)} | ${v(s.mbPerSec)} | ${v(s.timeToFirstRecordMs, 1)} |` : `| ${name} | not run ||||`)),
+    '',
+    'Throughput runs send as fast as the producer takes records (64 KiB batches, linger 5 ms, idempotent), so their latencies include time queued in the producer\'s 32 MiB buffer; the fixed-rate runs measure latency. Consume MB/s counts record batches as stored (1 KiB values plus about 1.5% framing).',
+    '',
+  ];
+  mkdirSync(join(REPO, 'bench'), { recursive: true });
+  writeFileSync(join(REPO, 'bench/report.md'), lines.join('\n'));
+}

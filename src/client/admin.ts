@@ -1,9 +1,9 @@
 // Admin, KafkaJS-shaped, over the public API's admin rpcs. Topic changes go to any broker
 // (it forwards them to the active controller and answers once the records commit);
-// offsets go to partition leaders. What the server has no rpc for (alterConfigs,
-// electLeaders, broker configs) fails with UNSUPPORTED_VERSION rather than pretending.
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type ConfigEntry, type PartitionMetadata, type QuorumVoter, type ReplicaAssignment } from '../proto/raftka.ts';
-import { ERRORS, errorByCode } from '../common/errors.ts';
+// offsets go to partition leaders. What the server has no rpc for (describing
+// per-broker configs) fails with UNSUPPORTED_VERSION rather than pretending.
+import { CONFIG_OP_DELETE, CONFIG_OP_SET, EARLIEST_TIMESTAMP, ELECTION_PREFERRED, ELECTION_UNCLEAN, LATEST_TIMESTAMP, type ConfigEntry, type PartitionMetadata, type QuorumVoter, type ReplicaAssignment } from '../proto/raftka.ts';
+import { ERRORS, errorByCode, type ErrorName } from '../common/errors.ts';
 import type { Cluster } from './cluster.ts';
 import { RaftkaClientError, RaftkaProtocolError } from './errors.ts';
 
@@ -71,6 +71,19 @@ export interface DescribeConfigsResult {
     resourceName: string;
     configEntries: Array<{ configName: string; configValue: string; isDefault: boolean; configSource: string; readOnly: boolean; isSensitive: boolean }>;
   }>;
+}
+
+/** One partition's outcome of electLeaders. */
+export interface ElectionResult {
+  topic: string;
+  partition: number;
+  /** The leader after the election (-1: none or unknown). */
+  leader: number;
+  /** 0 when the leader moved. */
+  errorCode: number;
+  /** The code's name; undefined when the leader moved. */
+  error: ErrorName | undefined;
+  errorMessage: string;
 }
 
 const ADMIN_RETRY_MS = 100;
@@ -263,14 +276,94 @@ export class Admin {
     };
   }
 
-  /** Not offered by the server yet (no AlterConfigs rpc). */
-  alterConfigs(_args: unknown): Promise<never> {
-    return Promise.reject(new RaftkaProtocolError('UNSUPPORTED_VERSION', 'alterConfigs: the server has no AlterConfigs rpc yet; set topic configs at creation (configEntries)'));
+  /**
+   * Retries a forwarded admin call while any item answers NOT_CONTROLLER (the
+   * controller moved or is being elected; nothing was changed) until `timeoutMs`.
+   */
+  private async retryItems<T>(timeoutMs: number, call: () => Promise<T>, codes: (r: T) => number[]): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.withRetry('admin', timeoutMs, async () => {
+        const x = await call();
+        return { ...x, errorCode: (x as { errorCode: number }).errorCode, errorMessage: (x as { errorMessage: string }).errorMessage };
+      });
+      if (!codes(r).includes(ERRORS.NOT_CONTROLLER.code) || Date.now() > deadline) return r;
+      await new Promise((res) => setTimeout(res, ADMIN_RETRY_MS));
+    }
   }
 
-  /** Not offered by the server yet (no ElectLeaders rpc). */
-  electLeaders(_args: unknown): Promise<never> {
-    return Promise.reject(new RaftkaProtocolError('UNSUPPORTED_VERSION', 'electLeaders: the server has no ElectLeaders rpc yet'));
+  /**
+   * Changes config overrides key by key (Kafka's incrementalAlterConfigs [KIP-339]): an
+   * entry sets `name` to `value`, or removes the override with `op: 'delete'` (the
+   * value then comes from the cluster default or the built-in default); keys not named
+   * keep their values. Unlike KafkaJS's alterConfigs, which replaces a resource's whole
+   * set, nothing else is reset. Resources: `{ type: ConfigResourceTypes.TOPIC, name:
+   * topic }`, or `{ type: ConfigResourceTypes.BROKER, name: '' }` for the cluster-wide
+   * default. Resolves once the change is committed; brokers apply it as they replay it.
+   * The first resource that fails throws a RaftkaProtocolError naming it (INVALID_CONFIG
+   * for an unknown key or a bad value, UNKNOWN_TOPIC_OR_PARTITION, ...); a resource's
+   * changes apply together or not at all.
+   */
+  async alterConfigs(args: {
+    resources: Array<{ type: number; name: string; configEntries: Array<{ name: string; value?: string | null; op?: 'set' | 'delete' }> }>;
+    validateOnly?: boolean;
+    timeout?: number;
+  }): Promise<{ resources: Array<{ errorCode: number; errorMessage: string; resourceType: number; resourceName: string }> }> {
+    this.check();
+    const timeoutMs = args.timeout ?? this.requestTimeoutMs;
+    const resources = args.resources.map((r) => ({
+      resourceType: r.type,
+      resourceName: r.name,
+      configs: r.configEntries.map((e) => {
+        const op = e.op ?? 'set';
+        if (op !== 'set' && op !== 'delete') throw new RaftkaClientError('INVALID_ARGUMENT', `config ${e.name}: op must be 'set' or 'delete', got ${JSON.stringify(op)}`);
+        if (op === 'set' && typeof e.value !== 'string') throw new RaftkaClientError('INVALID_ARGUMENT', `config ${e.name}: set needs a string value`);
+        return op === 'set' ? { name: e.name, operation: CONFIG_OP_SET, value: e.value! } : { name: e.name, operation: CONFIG_OP_DELETE };
+      }),
+    }));
+    const res = await this.retryItems(
+      timeoutMs,
+      () => this.cluster.anyBroker((c) => c.incrementalAlterConfigs({ resources, validateOnly: args.validateOnly ?? false, timeoutMs })),
+      (r) => r.resources.map((x) => x.errorCode),
+    );
+    for (const r of res.resources) {
+      if (r.errorCode !== 0) throw RaftkaProtocolError.fromCode(r.errorCode, r.errorMessage, r.resourceType === ConfigResourceTypes.TOPIC ? { topic: r.resourceName } : {});
+    }
+    return { resources: res.resources.map((r) => ({ errorCode: r.errorCode, errorMessage: r.errorMessage, resourceType: r.resourceType, resourceName: r.resourceName })) };
+  }
+
+  /**
+   * Leader elections [KIP-460]: 'preferred' (the default) moves leadership back to each
+   * partition's first replica; 'unclean' elects a leader for partitions that have none
+   * (may lose acknowledged writes). `topicPartitions` absent: every partition; a topic
+   * without `partitions`: all of its partitions. Resolves with one result per partition:
+   * `error` undefined when the leader moved, 'ELECTION_NOT_NEEDED' when the wanted
+   * replica already leads, or another code (PREFERRED_LEADER_NOT_AVAILABLE,
+   * UNKNOWN_TOPIC_OR_PARTITION, ...). A failure of the whole request throws.
+   */
+  async electLeaders(
+    args: { topicPartitions?: Array<{ topic: string; partitions?: number[] }>; electionType?: 'preferred' | 'unclean'; timeout?: number } = {},
+  ): Promise<ElectionResult[]> {
+    this.check();
+    const type = args.electionType ?? 'preferred';
+    if (type !== 'preferred' && type !== 'unclean') throw new RaftkaClientError('INVALID_ARGUMENT', `electionType must be 'preferred' or 'unclean', got ${JSON.stringify(type)}`);
+    const timeoutMs = args.timeout ?? this.requestTimeoutMs;
+    const topics = (args.topicPartitions ?? []).map((t) => ({ name: t.topic, partitions: t.partitions ?? [] }));
+    const res = await this.retryItems(
+      timeoutMs,
+      () => this.cluster.anyBroker((c) => c.electLeaders({ electionType: type === 'unclean' ? ELECTION_UNCLEAN : ELECTION_PREFERRED, topics, timeoutMs })),
+      (r) => r.topics.flatMap((t) => t.partitions.map((p) => p.errorCode)),
+    );
+    return res.topics.flatMap((t) =>
+      t.partitions.map((p) => ({
+        topic: t.name,
+        partition: p.partition,
+        leader: p.leaderId,
+        errorCode: p.errorCode,
+        error: p.errorCode === 0 ? undefined : errorByCode(p.errorCode),
+        errorMessage: p.errorMessage,
+      })),
+    );
   }
 
   /**

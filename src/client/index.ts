@@ -18,7 +18,7 @@ import { Producer, type ProducerOptions, type RetryOptions } from './producer.ts
 export { Producer, DEFAULT_BATCH_BYTES } from './producer.ts';
 export type { Message, ProducerRecord, ProducerBatch, TopicMessages, RecordMetadata, ProducerOptions, RetryOptions } from './producer.ts';
 export { Admin, ConfigResourceTypes } from './admin.ts';
-export type { ITopicConfig, TopicInfo, PartitionInfo, TopicDescriptionInfo, ClusterDescription, TopicOffsets } from './admin.ts';
+export type { ITopicConfig, TopicInfo, PartitionInfo, TopicDescriptionInfo, ClusterDescription, TopicOffsets, ElectionResult } from './admin.ts';
 export { CompressionTypes, CompressionType, compressionId, decodeBatch, registerCodecs, type CompressionOption } from './codecs.ts';
 export { murmur2, toPositive, partitionForKey, DefaultPartitioner, type Partitioner, type PartitionerArgs } from './partitioner.ts';
 export { RaftkaProtocolError, RaftkaClientError, RaftkaError, type ClientErrorType, type ErrorName } from './errors.ts';

@@ -18,7 +18,13 @@
 // rejects a batch whose predecessor is missing with OUT_OF_ORDER_SEQUENCE_NUMBER; when
 // an earlier batch of the partition is still unacknowledged that answer is just "retry
 // after it" [Kafka's Sender / TransactionManager.canRetry], otherwise it is a real gap.
-import { BatchBuilder, Off, computeCrc, type Header } from '../log/batch.ts';
+//
+// A batch the leader refuses for good (MESSAGE_TOO_LARGE, INVALID_RECORD, ...) was not
+// appended, so its sequences would be a gap forever: as Kafka 3.x [KIP-360], the producer
+// bumps its epoch and that partition's later batches are renumbered from 0 under it
+// (see bumpEpoch). An answer that leaves the write uncertain (a timeout) does not; the
+// gap then shows as OUT_OF_ORDER_SEQUENCE_NUMBER and the producer takes a new id.
+import { BATCH_OVERHEAD, BatchBuilder, Off, computeCrc, type Header } from '../log/batch.ts';
 import { ERRORS, errorByCode, type ErrorName } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { isServiceError } from '../proto/rpc.ts';
@@ -150,6 +156,15 @@ class PartitionState {
   nextSequence = 0;
   sealCounter = 0;
   recovering = false;
+  /** The producer id and epoch `nextSequence` counts under; -1 before the first batch. */
+  producerId = -1;
+  producerEpoch = -1;
+  /**
+   * Set after a batch of this partition failed for good without being written (the
+   * sealIndex of the earliest such batch): batches stamped after it under the old
+   * numbering can never be appended and are renumbered from 0 under the bumped epoch.
+   */
+  restartAfter: number | undefined;
 
   constructor(
     readonly topic: string,
@@ -166,6 +181,7 @@ class Batch {
   sealIndex = -1;
   sequence = -1;
   producerId = -1;
+  producerEpoch = -1;
   attempts = 0;
   retryAt = 0;
   readonly ops: SendOp[] = [];
@@ -200,6 +216,16 @@ class Batch {
 type State = 'new' | 'connected' | 'disconnecting' | 'disconnected';
 
 const SEQUENCE_MAX = 2 ** 31;
+/** Producer epochs are int16; past this a new producer id is needed. */
+const PRODUCER_EPOCH_MAX = 32767;
+/**
+ * Non-retriable answers after which the batch may have been appended after all (or the
+ * producer's state on the leader is unknown): these keep the conservative path (a new
+ * producer id once the sequence gap shows) rather than renumbering the partition.
+ */
+const UNCERTAIN_FAILURES: ReadonlySet<ErrorName> = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'UNKNOWN_SERVER_ERROR', 'DUPLICATE_SEQUENCE_NUMBER']);
+/** Kafka's per-record overhead bound (DefaultRecord.MAX_RECORD_OVERHEAD). */
+const RECORD_OVERHEAD_MAX = 21;
 /** Batches per partition a leader remembers for duplicate detection (Kafka's NUM_BATCHES_TO_RETAIN). */
 const IDEMPOTENT_WINDOW = 5;
 const REFRESH_ERRORS: ReadonlySet<ErrorName> = new Set(['NOT_LEADER_OR_FOLLOWER', 'UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NETWORK_EXCEPTION', 'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'UNKNOWN_TOPIC_ID', 'KAFKA_STORAGE_ERROR']);
@@ -371,6 +397,9 @@ export class Producer {
       if (typeof tm.topic !== 'string' || tm.topic === '') throw new RaftkaClientError('INVALID_ARGUMENT', 'every send needs a topic');
       if (!Array.isArray(tm.messages)) throw new RaftkaClientError('INVALID_ARGUMENT', `messages for ${tm.topic} must be an array`);
       n += tm.messages.length;
+      // Kafka's ensureValidRecordSize: a record that cannot fit in one request (or in the
+      // buffer) fails the whole send here, before anything of it is encoded or sent.
+      for (let i = 0; i < tm.messages.length; i++) this.checkRecordSize(tm.topic, i, tm.messages[i]!);
     }
     // Sends append in call order (so per-partition order follows the order of send()
     // calls), each after the one before it, whatever their metadata waits.
@@ -449,6 +478,28 @@ export class Producer {
     }
     if (!op.settled && op.pending === 0) this.finishOp(op);
     return promise;
+  }
+
+  /** Throws MESSAGE_TOO_LARGE (Kafka's RecordTooLargeException) for a record no batch can carry. */
+  private checkRecordSize(topic: string, index: number, m: Message): void {
+    const limit = Math.min(this.maxRequestSize, this.bufferMemory);
+    // Cheap bound first (3 bytes per UTF-16 unit at most); exact sizes only near the limit.
+    const cheap = (v: Buffer | string | null | undefined) => (v === null || v === undefined ? 0 : typeof v === 'string' ? v.length * 3 : v.length);
+    const exact = (v: Buffer | string | null | undefined) => (v === null || v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+    const sizeWith = (len: (v: Buffer | string | null | undefined) => number): number => {
+      let size = BATCH_OVERHEAD + RECORD_OVERHEAD_MAX + len(m.key) + len(m.value);
+      const h = m.headers;
+      if (h) {
+        if (Array.isArray(h)) for (const x of h) size += 10 + len(x.key) + len(x.value);
+        else for (const k of Object.keys(h)) size += 10 + len(k) + len(h[k]);
+      }
+      return size;
+    };
+    if (sizeWith(cheap) <= limit) return;
+    const size = sizeWith(exact);
+    if (size <= limit) return;
+    const which = this.maxRequestSize <= this.bufferMemory ? `maxRequestSize (${this.maxRequestSize} bytes)` : `bufferMemory (${this.bufferMemory} bytes)`;
+    throw new RaftkaProtocolError('MESSAGE_TOO_LARGE', `message ${index} for ${topic} is ${size} bytes when encoded, larger than ${which}; nothing of this send was sent`, { topic });
   }
 
   private partitionState(topic: string, partition: number): PartitionState {
@@ -646,6 +697,11 @@ export class Producer {
    */
   private windowAllows(tp: PartitionState, b: Batch): boolean {
     if (!this.idempotent) return true;
+    // A partition moves to a new producer id or epoch (sequences from 0) only once no
+    // batch stamped under the old one is unresolved: a retry under the old epoch after
+    // the leader saw the new one would be refused as INVALID_PRODUCER_EPOCH. Stamped
+    // batches always sit before unstamped ones in the queue, so checking in-flight is enough.
+    if (b.sequence < 0 && this.isStale(tp) && tp.inFlight.size > 0) return false;
     // Unary calls are separate HTTP/2 streams that the leader may handle in any order;
     // pipelining one partition over them mostly buys OUT_OF_ORDER_SEQUENCE_NUMBER
     // retries (measured: 4x slower), so unary keeps one batch per partition in flight
@@ -656,15 +712,27 @@ export class Producer {
     return b.sealIndex - oldest < IDEMPOTENT_WINDOW;
   }
 
+  private isStale(tp: PartitionState): boolean {
+    return tp.producerId !== this.producerId || tp.producerEpoch !== this.producerEpoch;
+  }
+
   private assignSequence(b: Batch): void {
     if (!this.idempotent || b.sequence >= 0) return;
     const tp = b.tp;
+    if (this.isStale(tp)) {
+      // First batch under this producer id / epoch: the leader expects sequence 0.
+      tp.nextSequence = 0;
+      tp.producerId = this.producerId;
+      tp.producerEpoch = this.producerEpoch;
+      tp.restartAfter = undefined;
+    }
     b.sequence = tp.nextSequence;
     b.producerId = this.producerId;
+    b.producerEpoch = this.producerEpoch;
     tp.nextSequence = (tp.nextSequence + b.records) % SEQUENCE_MAX;
     const buf = b.bytes!;
     buf.writeBigInt64BE(BigInt(this.producerId), Off.producerId);
-    buf.writeInt16BE(this.producerEpoch, Off.producerEpoch);
+    buf.writeInt16BE(b.producerEpoch, Off.producerEpoch);
     buf.writeInt32BE(b.sequence, Off.baseSequence);
     buf.writeUInt32BE(computeCrc(buf), Off.crc);
   }
@@ -787,6 +855,14 @@ export class Producer {
     const tp = b.tp;
     tp.inFlight.delete(b);
     b.lastError = err;
+    const dead = this.idempotent && b.sequence >= 0 && tp.restartAfter !== undefined && b.sealIndex > tp.restartAfter && b.producerEpoch !== this.producerEpoch;
+    if (dead && (name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID' || ERRORS[name].retriable) && Date.now() - b.createdAt < this.deliveryTimeoutMs) {
+      // Stamped after a batch that failed for good: its old sequence can never be
+      // appended (the gap stays), so it was not written. Renumber it under the new epoch.
+      this.unstamp(b);
+      this.requeue(b, name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID' ? 0 : this.backoff(b.attempts));
+      return;
+    }
     let retriable = ERRORS[name].retriable;
     if (this.idempotent && (name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID')) {
       // Only a gap if nothing sent before this batch is still unacknowledged: otherwise
@@ -802,15 +878,53 @@ export class Producer {
     const elapsed = Date.now() - b.createdAt;
     if (!retriable || b.attempts > this.retry.retries || elapsed >= this.deliveryTimeoutMs) {
       this.failBatch(b, retriable ? expired(b, this.deliveryTimeoutMs, err) : err);
+      // The leader refused it outright (too large, invalid, ...): it was not appended,
+      // so its sequences leave a gap every later batch of the partition would hit.
+      if (this.idempotent && !retriable && b.sequence >= 0 && !UNCERTAIN_FAILURES.has(name)) this.bumpEpoch(b, err);
       return;
     }
-    b.retryAt = Date.now() + this.backoff(b.attempts);
+    this.requeue(b, this.backoff(b.attempts));
+    this.log.debug({ topic: tp.topic, partition: tp.partition, error: name, attempt: b.attempts }, 'retrying batch');
+  }
+
+  /** Puts a batch back into its partition's queue at its place (seal order). */
+  private requeue(b: Batch, backoffMs: number): void {
+    const tp = b.tp;
+    b.retryAt = Date.now() + backoffMs;
     tp.recovering = true;
     let i = tp.queue.length;
     while (i > 0 && tp.queue[i - 1]!.sealIndex > b.sealIndex) i--;
     tp.queue.splice(i, 0, b);
     this.withQueued.add(tp);
-    this.log.debug({ topic: tp.topic, partition: tp.partition, error: name, attempt: b.attempts }, 'retrying batch');
+  }
+
+  /** Forgets a batch's sequence; assignSequence stamps it again (bytes and CRC) before it is sent. */
+  private unstamp(b: Batch): void {
+    b.sequence = -1;
+    b.producerId = -1;
+    b.producerEpoch = -1;
+  }
+
+  /**
+   * A stamped batch failed for good without being appended: what Kafka 3.x's idempotent
+   * producer does [KIP-360] — bump the producer epoch locally (no round trip: a
+   * non-transactional producer owns its id) and restart this partition's sequences at 0
+   * under it, renumbering the batches stamped after the failed one. Other partitions
+   * move to the new epoch (sequence 0) once their batches in flight are resolved, so
+   * their retries keep deduplicating under the old epoch. At the epoch limit, a new
+   * producer id instead.
+   */
+  private bumpEpoch(failed: Batch, cause: RaftkaProtocolError): void {
+    if (this.producerEpoch >= PRODUCER_EPOCH_MAX) {
+      void this.resetProducerId(cause);
+      return;
+    }
+    this.producerEpoch++;
+    const tp = failed.tp;
+    tp.restartAfter = Math.min(tp.restartAfter ?? Infinity, failed.sealIndex);
+    for (const o of tp.queue) if (o.sequence >= 0 && o.sealIndex > failed.sealIndex) this.unstamp(o);
+    this.log.info({ topic: tp.topic, partition: tp.partition, producerId: this.producerId, producerEpoch: this.producerEpoch, error: cause.errorName }, 'bumped the producer epoch after a failed batch');
+    this.scheduleDrain();
   }
 
   /**
@@ -837,6 +951,7 @@ export class Producer {
           }
           tp.nextSequence = 0;
           tp.recovering = false;
+          tp.restartAfter = undefined;
         }
       }
       await this.initProducerId();

@@ -8,6 +8,9 @@ import { decodeRecords, readBatchHeader } from '../../src/log/batch.ts';
 import type { ProduceRequest, ProduceResponse } from '../../src/proto/raftka.ts';
 import { defer, waitFor } from '../support/tmp.ts';
 import { FakeBroker } from './fake-broker.ts';
+import { ERRORS } from '../../src/common/errors.ts';
+
+const ERR = Object.fromEntries(Object.entries(ERRORS).map(([k, v]) => [k, v.code])) as Record<keyof typeof ERRORS, number>;
 
 async function setup(t: { after(fn: () => unknown): void }, topics: Record<string, number>, opts: Parameters<Raftka['producer']>[0] = {}): Promise<{ broker: FakeBroker; producer: Producer }> {
   const broker = new FakeBroker(topics);
@@ -188,4 +191,73 @@ test('acks=0 and 1 need idempotent: false; an explicit idempotent: true with the
   assert.equal(r.length, 1);
   assert.equal(broker.requests[0]!.acks, 0);
   assert.equal(readBatchHeader(broker.requests[0]!.topicData[0]!.partitions[0]!.records).producerId, -1);
+});
+
+test('a record larger than maxRequestSize fails send with MESSAGE_TOO_LARGE naming size and limit; nothing of the send goes out', async (t) => {
+  const { broker, producer } = await setup(t, { t: 1 }, { lingerMs: 0, maxRequestSize: 1000 });
+  await assert.rejects(
+    producer.send({ topic: 't', messages: [{ value: 'small' }, { value: 'x'.repeat(2000) }] }),
+    (e) => e instanceof RaftkaProtocolError && e.errorName === 'MESSAGE_TOO_LARGE' && /message 1 for t is 20\d\d bytes when encoded, larger than maxRequestSize \(1000 bytes\)/.test(e.message),
+  );
+  // Multi-byte characters count by their UTF-8 size, headers too.
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'é'.repeat(600) }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'MESSAGE_TOO_LARGE');
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'v', headers: { h: 'y'.repeat(1000) } }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'MESSAGE_TOO_LARGE');
+  assert.equal(broker.requests.length, 0, 'nothing was sent');
+  const ok = await producer.send({ topic: 't', messages: [{ value: 'a'.repeat(800) }] });
+  assert.equal(ok[0]!.offset, 0);
+  assert.deepEqual(broker.batches('t', 0).flatMap((b) => decodeRecords(b.bytes).map((r) => r.value!.length)), [800]);
+});
+
+test('after a batch is refused for good, the producer bumps its epoch and renumbers the partition: later sends succeed, each record once, in order', async (t) => {
+  const { broker, producer } = await setup(t, { t: 2 }, { lingerMs: 0, batchSize: 1 });
+  const { producerId } = producer.producerIdentity;
+  // The leader's sequence rules (src/broker/producer-state.ts), plus a record the topic
+  // refuses (MESSAGE_TOO_LARGE): decided in arrival order, as the leader appends.
+  const state = new Map<number, { epoch: number; next: number }>();
+  const decide = (req: ProduceRequest): ProduceResponse => {
+    const pd = req.topicData[0]!.partitions[0]!;
+    const h = readBatchHeader(pd.records);
+    const count = h.lastOffset - h.baseOffset + 1;
+    if (decodeRecords(pd.records)[0]!.value!.toString().startsWith('big')) return errorAnswer(req, ERR.MESSAGE_TOO_LARGE);
+    const st = state.get(pd.partition);
+    let code = 0;
+    if (st === undefined || h.producerEpoch > st.epoch) code = h.baseSequence === 0 ? 0 : st === undefined ? ERR.UNKNOWN_PRODUCER_ID : ERR.OUT_OF_ORDER_SEQUENCE_NUMBER;
+    else if (h.producerEpoch < st.epoch) code = ERR.INVALID_PRODUCER_EPOCH;
+    else if (h.baseSequence !== st.next) code = ERR.OUT_OF_ORDER_SEQUENCE_NUMBER;
+    if (code !== 0) return errorAnswer(req, code);
+    state.set(pd.partition, { epoch: h.producerEpoch, next: h.baseSequence + count });
+    return broker.appendAll(req);
+  };
+  // The first three requests are answered together, the refused one first, so the two
+  // batches stamped after it are still in flight when the refusal arrives.
+  const held: Array<() => void> = [];
+  broker.handler = async (req) => {
+    const res = decide(req);
+    if (held.length < 3) {
+      await new Promise<void>((resolve) => {
+        held.push(resolve);
+        if (held.length === 3) for (const f of held) f();
+      });
+    }
+    return res;
+  };
+  const big = producer.send({ topic: 't', messages: [{ value: 'big-1', partition: 0 }] });
+  const after = [producer.send({ topic: 't', messages: [{ value: 'a', partition: 0 }] }), producer.send({ topic: 't', messages: [{ value: 'b', partition: 0 }] })];
+  await assert.rejects(big, (e) => e instanceof RaftkaProtocolError && e.errorName === 'MESSAGE_TOO_LARGE' && e.partition === 0);
+  assert.deepEqual((await Promise.all(after)).map((r) => r[0]!.offset), [0, 1], 'the batches sent behind it were renumbered and written');
+  // Later sends, another refusal, and another partition all keep working.
+  assert.equal((await producer.send({ topic: 't', messages: [{ value: 'c', partition: 0 }] }))[0]!.offset, 2);
+  await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'big-2', partition: 0 }] }), (e) => e instanceof RaftkaProtocolError && e.errorName === 'MESSAGE_TOO_LARGE');
+  assert.equal((await producer.send({ topic: 't', messages: [{ value: 'd', partition: 0 }] }))[0]!.offset, 3);
+  assert.equal((await producer.send({ topic: 't', messages: [{ value: 'e', partition: 1 }] }))[0]!.offset, 0);
+  const values = broker.batches('t', 0).flatMap((b) => decodeRecords(b.bytes).map((r) => r.value!.toString()));
+  assert.deepEqual(values, ['a', 'b', 'c', 'd'], 'each record once, in send order');
+  const headers = broker.batches('t', 0).map((b) => readBatchHeader(b.bytes));
+  assert.deepEqual(headers.map((h) => [h.producerId, h.producerEpoch, h.baseSequence]), [
+    [producerId, 1, 0],
+    [producerId, 1, 1],
+    [producerId, 1, 2],
+    [producerId, 2, 0],
+  ]);
+  assert.deepEqual(producer.producerIdentity, { producerId, producerEpoch: 2 }, 'same producer id: the epoch was bumped locally');
 });

@@ -16,8 +16,10 @@ export function buildProgram(): Command {
   const program = new Command('raftka')
     .description('Raftka: a Kafka-style replicated log broker with an embedded Raft metadata quorum')
     .version('0.1.0')
-    .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    // A mistake is one line with a pointer to the help, not the whole help text (which
+    // buries the error); `raftka --help` and each subcommand's --help stay complete.
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: (str, write) => write(`${str.trim().replace(/\s*\n\s*/g, ' ')} (run 'raftka --help' for the commands and options)\n`) });
   registerLogCommands(program);
   registerStorageCommands(program);
   registerBrokerCommand(program);

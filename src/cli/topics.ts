@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { errorByCode } from '../common/errors.ts';
 import { isTopicConfigKey, parseTopicConfig } from '../metadata/topic-config.ts';
-import type { ConfigEntry, TopicDescription } from '../proto/raftka.ts';
+import { CONFIG_OP_DELETE, CONFIG_OP_SET, CONFIG_RESOURCE_TOPIC, type ConfigEntry, type TopicDescription } from '../proto/raftka.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, collect, intArg, oneLineErrors, parseKeyValues } from './common.ts';
 
 const ADMIN_TIMEOUT_MS = 15_000;
@@ -194,27 +194,55 @@ export function registerTopicsCommands(program: Command): void {
     bootstrapOption(
       topics
         .command('alter-config')
-        .description('set or delete topic config overrides (needs an AlterConfigs API on the server, which it does not have yet: fails after checking the input)')
+        .description('set or delete topic config overrides, key by key (Kafka\'s incremental alter configs: keys not named keep their values)')
         .argument('<name>', 'topic name')
-        .option('--set <key=value>', 'set a config override (repeatable)', collect, [])
-        .option('--delete <key>', 'remove a config override, back to the default (repeatable)', collect, []),
+        .option('--set <key=value>', 'set a config override, e.g. retention.ms=60000 (repeatable)', collect, [])
+        .option('--delete <key>', 'remove a config override: back to the cluster default or the built-in default (repeatable)', collect, [])
+        .option('--dry-run', 'check the change on the controller without making it')
+        .option('--json', 'print the change as one JSON object'),
     ),
     'topics alter-config',
   ).action(
-    action('topics alter-config', async (name: string, opts: { bootstrap: string; set: string[]; delete: string[] }) => {
+    action('topics alter-config', async (name: string, opts: { bootstrap: string; set: string[]; delete: string[]; dryRun?: boolean; json?: boolean }) => {
       const sets = parseKeyValues('--set', opts.set);
       if (Object.keys(sets).length === 0 && opts.delete.length === 0) throw new CliError('nothing to change: give --set key=value or --delete key');
       checkConfigs(sets);
-      for (const k of opts.delete) if (!isTopicConfigKey(k)) throw new CliError(`unknown topic config ${JSON.stringify(k)}`);
+      for (const k of opts.delete) {
+        if (!isTopicConfigKey(k)) throw new CliError(`unknown topic config ${JSON.stringify(k)}`);
+        if (Object.hasOwn(sets, k)) throw new CliError(`${k} is both set and deleted`);
+      }
+      const deletes = [...new Set(opts.delete)];
       const cluster = new Cluster(opts.bootstrap);
       try {
         await cluster.topic(name);
+        const client = await cluster.any();
+        const r = await client.incrementalAlterConfigs({
+          resources: [
+            {
+              resourceType: CONFIG_RESOURCE_TOPIC,
+              resourceName: name,
+              configs: [...Object.entries(sets).map(([k, value]) => ({ name: k, operation: CONFIG_OP_SET, value })), ...deletes.map((k) => ({ name: k, operation: CONFIG_OP_DELETE }))],
+            },
+          ],
+          validateOnly: opts.dryRun ?? false,
+          timeoutMs: ADMIN_TIMEOUT_MS,
+        });
+        const res = r.resources[0];
+        const code = r.errorCode !== 0 ? r.errorCode : (res?.errorCode ?? 0);
+        if (code !== 0 || !res) {
+          if (errorByCode(code) === 'UNKNOWN_TOPIC_OR_PARTITION') throw new CliError(`topic ${JSON.stringify(name)} does not exist`);
+          throw new CliError(`cannot change configs of topic ${JSON.stringify(name)}: ${res ? codeLine(code, r.errorCode !== 0 ? r.errorMessage : res.errorMessage) : 'empty answer'}`);
+        }
+        if (opts.json) {
+          console.log(JSON.stringify({ name, set: sets, deleted: deletes, dryRun: opts.dryRun ?? false }));
+        } else {
+          const what = [...Object.entries(sets).map(([k, v]) => `set ${k}=${v}`), ...deletes.map((k) => `deleted ${k}`)].join(', ');
+          console.log(`${opts.dryRun ? 'Would change' : 'Changed'} configs of topic ${name}: ${what}.`);
+        }
       } finally {
         cluster.close();
       }
-      // The public API (proto/raftka.proto) has no AlterConfigs rpc yet; configs can only be
-      // set at creation. Say so instead of pretending the change was made.
-      throw new CliError('the server has no AlterConfigs API yet, nothing was changed (set configs at creation: raftka topics create --config key=value)');
     }),
   );
 }
+

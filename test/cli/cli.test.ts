@@ -2,7 +2,8 @@
 // cluster. Topics create / list / describe / delete, 10,000 stdin lines through
 // `raftka produce` and back out of `raftka consume` (same set, per-partition order, keys
 // on Kafka's murmur2 partition), a zstd round trip, cluster describe, one-line errors
-// with exit code 1 for bad input, a running consumer following a leader change, and
+// with exit code 1 for bad input (an unknown command too), topic config changes with
+// alter-config, a running consumer following a leader change, and
 // `metadata dump` of the stopped leader's data dir.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -165,8 +166,38 @@ test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) 
   for (const args of [['topics', 'list'], ['cluster', 'describe'], ['consume', 'cli'], ['produce', 'cli']]) {
     assertOneLineError(await raftka([...args, '--bootstrap', unreachable], { input: 'x\n' }), /cannot reach any broker of 127\.0\.0\.1:\d+/, `${args.join(' ')} with an unreachable bootstrap`);
   }
-  // No AlterConfigs rpc on the server yet: a clear error, never a pretended success.
-  assertOneLineError(await raftka(['topics', 'alter-config', 'cli', '--set', 'retention.ms=1000'], { env }), /no AlterConfigs API/, 'alter-config');
+  // An unknown command: one line with a pointer to the help, not the whole help text.
+  assertOneLineError(await raftka(['bogus']), /^error: unknown command 'bogus' \(run 'raftka --help' for the commands and options\)$/, 'an unknown command');
+  assertOneLineError(await raftka(['topcis', 'list']), /^error: unknown command 'topcis' \(Did you mean topics\?\) \(run 'raftka --help'/, 'a misspelt command');
+  const help = await raftka(['--help']);
+  assert.equal(help.code, 0);
+  for (const cmd of ['log', 'storage', 'broker', 'dev', 'cluster', 'topics', 'produce', 'consume', 'metadata']) assert.match(help.stdout, new RegExp(`^  ${cmd}\\b`, 'm'), `--help lists ${cmd}`);
+  const alterHelp = await raftka(['topics', 'alter-config', '--help']);
+  for (const flag of ['--set <key=value>', '--delete <key>', '--dry-run', '--json', '--bootstrap']) assert.ok(alterHelp.stdout.includes(flag), `alter-config --help shows ${flag}`);
+
+  // ── alter-config: set, dry run, delete; bad input one line ──
+  const overrides = async () => (JSON.parse((await raftka(['topics', 'describe', 'cli', '--json'], { env })).stdout) as { configs: Record<string, string> }).configs;
+  const dry = await raftka(['topics', 'alter-config', 'cli', '--set', 'retention.ms=1000', '--dry-run'], { env });
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /^Would change configs of topic cli: set retention\.ms=1000\.$/m);
+  const altered = await raftka(['topics', 'alter-config', 'cli', '--set', 'retention.ms=7200000', '--set', 'max.message.bytes=3000000', '--json'], { env });
+  assert.equal(altered.code, 0, altered.stderr);
+  assert.deepEqual(JSON.parse(altered.stdout), { name: 'cli', set: { 'retention.ms': '7200000', 'max.message.bytes': '3000000' }, deleted: [], dryRun: false });
+  await waitFor('the new overrides are described', async () => {
+    const c = await overrides();
+    return c['retention.ms'] === '7200000' && c['max.message.bytes'] === '3000000';
+  }, 10_000, 100);
+  const unset = await raftka(['topics', 'alter-config', 'cli', '--delete', 'max.message.bytes'], { env });
+  assert.equal(unset.code, 0, unset.stderr);
+  assert.match(unset.stdout, /^Changed configs of topic cli: deleted max\.message\.bytes\.$/m);
+  await waitFor('the override is gone, the other kept', async () => {
+    const c = await overrides();
+    return c['max.message.bytes'] === undefined && c['retention.ms'] === '7200000';
+  }, 10_000, 100);
+  assertOneLineError(await raftka(['topics', 'alter-config', 'nope', '--set', 'retention.ms=1'], { env }), /^raftka topics alter-config: topic "nope" does not exist$/, 'alter-config of an unknown topic');
+  assertOneLineError(await raftka(['topics', 'alter-config', 'cli', '--set', 'retention.ms=soon'], { env }), /^raftka topics alter-config: .*retention\.ms/, 'alter-config with a bad value');
+  assertOneLineError(await raftka(['topics', 'alter-config', 'cli', '--delete', 'retention.mss'], { env }), /unknown topic config "retention\.mss"/, 'alter-config of an unknown key');
+  assertOneLineError(await raftka(['topics', 'alter-config', 'cli'], { env }), /nothing to change/, 'alter-config without changes');
 
   // ── delete ──
   assert.equal((await raftka(['topics', 'create', 'gone', '-p', '1', '-r', '3'], { env })).code, 0);

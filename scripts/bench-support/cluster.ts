@@ -23,7 +23,7 @@ const cluster = ProcessCluster.prepare({
   clientPorts: ports.slice(0, 3),
   controllerPorts: ports.slice(3),
   overrides: DEV_OVERRIDES,
-  ...(profDir ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } } : {}),
+  ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
 });
 let stopping = false;
 const stop = async () => {

@@ -189,7 +189,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     clientPorts: ports.slice(0, 3),
     controllerPorts: ports.slice(3),
     overrides: DEV_OVERRIDES,
-    ...(profDir ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } } : {}),
+    ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
   });
   const bootstrap = cluster.spec.nodeIds.map((id) => cluster.clientAddress(id));
   const runs: Runs = {};

@@ -27,6 +27,8 @@ export interface ProcessClusterSpec {
   brokerOnly?: readonly number[];
   /** Environment for the node processes (e.g. RAFTKA_LOG_LEVEL). */
   env?: NodeJS.ProcessEnv;
+  /** Extra node flags for the node processes (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  nodeArgs?: readonly string[];
   /** Fixed REPLICATION listener ports (default: any free port, advertised as bound). */
   replicationPorts?: readonly number[];
   /**
@@ -151,7 +153,7 @@ export class ProcessCluster {
     const existing = this.procs.get(id);
     if (existing && existing.exitCode === null && existing.signalCode === null) return existing;
     const fd = openSync(this.logPath(id), 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--config', this.configPaths.get(id)!], {
+    const child = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), '--import', 'tsx', MAIN, 'broker', '--config', this.configPaths.get(id)!], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, ...this.spec.env },
     });

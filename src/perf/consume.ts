@@ -89,6 +89,7 @@ export async function consumePerf(o: ConsumePerfOptions): Promise<ConsumeSummary
         maxWaitMs: 500,
         partitionMaxBytes: o.fetchMaxBytes,
         e2e: false,
+        fetchPer: 'partition' as const,
       },
     };
     return threads ? workerAgent(job) : inThreadAgent(job);

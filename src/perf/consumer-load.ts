@@ -1,7 +1,7 @@
 // One consumer member of `raftka perf consume` / `perf e2e` in assign mode: it reads its
-// partitions with raw Fetch calls straight from their leaders, one fetch loop per
-// partition (so requests to different partitions and brokers are in flight together),
-// and counts records from the batch headers without decoding them. Only the e2e member
+// partitions with raw Fetch calls straight from their leaders, either one fetch loop per
+// partition (requests to every partition and broker in flight together: throughput) or
+// one per leader broker (fewer, fuller requests: latency), and counts records from the batch headers without decoding them. Only the e2e member
 // decodes, to read each value's send stamp. A partition whose leader moved refreshes
 // metadata and carries on at the same offset.
 import { decodeBatch, registerCodecs } from '../client/codecs.ts';
@@ -27,9 +27,22 @@ export interface ConsumerLoadOptions {
   partitionMaxBytes: number;
   /** Decode records and record now − the value's stamp as latency (e2e). */
   e2e: boolean;
+  /**
+   * `partition`: one fetch loop per partition (requests to every partition in flight at
+   * once: throughput). `broker`: one loop per leader fetching all its partitions in one
+   * request, as Kafka's consumer does (fewer, fuller requests: latency at a low rate).
+   */
+  fetchPer: 'partition' | 'broker';
 }
 
 const RETRY_BACKOFF_MS = 100;
+
+interface PartState {
+  readonly partition: number;
+  offset: number;
+  /** -1: no end. */
+  readonly end: number;
+}
 
 interface Counters {
   records: number;
@@ -88,55 +101,69 @@ export async function prepareConsumerLoad(o: ConsumerLoadOptions): Promise<Load>
         c.records = c.bytes = c.errors = 0;
         report(r);
       };
-      const loop = async (partition: number, start: number, end: number): Promise<void> => {
-        let offset = start;
-        while (!stopped && (end < 0 || offset < end)) {
-          const addr = leaders.get(partition);
-          let ok = false;
-          if (addr !== undefined) {
-            try {
-              const r = await pool.get(addr).fetch({
-                maxWaitMs: o.maxWaitMs,
-                minBytes: 1,
-                maxBytes: o.partitionMaxBytes,
-                topics: [{ name: o.topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: o.partitionMaxBytes }] }],
-              });
-              const p = r.responses[0]?.partitions[0];
-              const code = r.errorCode || (p?.errorCode ?? 3);
-              if (code === 0 && p) {
-                ok = true;
-                if (p.records.length > 0) {
-                  const n = countBatches(p.records);
-                  if (n.records > 0) {
-                    firstRecordAtMs ??= nowEpochMs();
-                    if (o.e2e) await recordE2e(p.records, n.bytes, latency);
-                    // A batch reaching past the end counts only up to it (offsets in a
-                    // batch are consecutive unless compacted, which perf topics are not).
-                    const counted = end >= 0 && n.nextOffset > end ? Math.max(0, n.records - (n.nextOffset - end)) : n.records;
-                    c.records += counted;
-                    c.bytes += Math.round((n.bytes * counted) / n.records);
-                    offset = n.nextOffset;
-                  }
-                }
-              } else {
-                firstError ??= `fetch ${o.topic}-${partition}: ${errorByCode(code)} ${r.errorMessage || p?.errorMessage || ''}`.trim();
-              }
-            } catch (e) {
-              firstError ??= `fetch ${o.topic}-${partition}: ${(e as Error).message}`;
+      const states: PartState[] = o.partitions.map((partition, i) => ({ partition, offset: o.startOffsets[i]!, end: o.endOffsets[i]! }));
+      const unfinished = (p: PartState) => p.end < 0 || p.offset < p.end;
+      /** One Fetch of `parts` from `addr`; false when anything failed (the caller backs off and refreshes). */
+      const fetchOnce = async (addr: string, parts: PartState[]): Promise<boolean> => {
+        let ok = true;
+        try {
+          const r = await pool.get(addr).fetch({
+            maxWaitMs: o.maxWaitMs,
+            minBytes: 1,
+            maxBytes: o.partitionMaxBytes * parts.length,
+            topics: [{ name: o.topic, partitions: parts.map((p) => ({ partition: p.partition, fetchOffset: p.offset, partitionMaxBytes: o.partitionMaxBytes })) }],
+          });
+          for (const ps of parts) {
+            const p = r.responses[0]?.partitions.find((x) => x.partition === ps.partition);
+            const code = r.errorCode || (p?.errorCode ?? 3);
+            if (code !== 0 || !p) {
+              ok = false;
+              firstError ??= `fetch ${o.topic}-${ps.partition}: ${errorByCode(code)} ${r.errorMessage || p?.errorMessage || ''}`.trim();
+              continue;
             }
+            if (p.records.length === 0) continue;
+            const n = countBatches(p.records);
+            if (n.records === 0) continue;
+            firstRecordAtMs ??= nowEpochMs();
+            if (o.e2e) await recordE2e(p.records, n.bytes, latency);
+            // A batch reaching past the end counts only up to it (offsets in a batch are
+            // consecutive unless compacted, which perf topics are not).
+            const counted = ps.end >= 0 && n.nextOffset > ps.end ? Math.max(0, n.records - (n.nextOffset - ps.end)) : n.records;
+            c.records += counted;
+            c.bytes += Math.round((n.bytes * counted) / n.records);
+            ps.offset = n.nextOffset;
           }
-          if (!ok) {
-            c.errors++;
-            await sleep(RETRY_BACKOFF_MS);
-            await refresh();
-          }
+        } catch (e) {
+          ok = false;
+          firstError ??= `fetch from ${addr}: ${(e as Error).message}`;
+        }
+        return ok;
+      };
+      const recover = async () => {
+        c.errors++;
+        await sleep(RETRY_BACKOFF_MS);
+        await refresh();
+      };
+      const partitionLoop = async (ps: PartState): Promise<void> => {
+        while (!stopped && unfinished(ps)) {
+          const addr = leaders.get(ps.partition);
+          if (addr === undefined || !(await fetchOnce(addr, [ps]))) await recover();
+        }
+      };
+      const brokerLoop = async (addr: string): Promise<void> => {
+        while (!stopped && states.some(unfinished)) {
+          const mine = states.filter((ps) => unfinished(ps) && leaders.get(ps.partition) === addr);
+          // None led here now; a leader change may bring some back.
+          if (mine.length === 0) await sleep(RETRY_BACKOFF_MS);
+          else if (!(await fetchOnce(addr, mine))) await recover();
         }
       };
       await until(startAtMs);
       const timer = setInterval(flushReport, REPORT_MS);
       const startedAtMs = nowEpochMs();
       try {
-        await Promise.all(o.partitions.map((p, i) => loop(p, o.startOffsets[i]!, o.endOffsets[i]!)));
+        if (o.fetchPer === 'broker') await Promise.all([...new Set(leaders.values())].map(brokerLoop));
+        else await Promise.all(states.map(partitionLoop));
       } finally {
         clearInterval(timer);
       }

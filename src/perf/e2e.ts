@@ -59,6 +59,7 @@ export async function e2ePerf(o: E2ePerfOptions): Promise<E2eSummary> {
       maxWaitMs: 500,
       partitionMaxBytes: 1 << 20,
       e2e: true,
+      fetchPer: 'broker',
     },
   });
   const job = {

@@ -14,7 +14,7 @@
 // - `one-way`: bytes travelling from `from` to `to` are held on every connection between
 //   them (requests on from's connections, answers on to's), the other direction flows.
 // Cuts only add blocks; `healAll` removes all of them.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
@@ -53,6 +53,9 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Without /proc (not Linux) pause and resume return once the signal is sent. */
+const HAS_PROC = existsSync('/proc/self/stat');
 
 /** The process state letter from /proc (T = stopped by a signal). */
 function procState(pid: number): string | undefined {
@@ -258,6 +261,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     if (pid === undefined || this.paused.has(id)) return;
     process.kill(pid, 'SIGSTOP');
     this.paused.add(id);
+    if (!HAS_PROC) return;
     await until(`node ${id} (pid ${pid}) to stop`, () => procState(pid) === 'T' || !this.pc.isRunning(id), 5000, 5);
   }
 
@@ -267,6 +271,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     this.paused.delete(id);
     if (pid === undefined) return;
     process.kill(pid, 'SIGCONT');
+    if (!HAS_PROC) return;
     await until(`node ${id} (pid ${pid}) to continue`, () => procState(pid) !== 'T', 5000, 5);
   }
 
@@ -367,7 +372,6 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
    * reads their metadata logs and replica logs offline. Leaves the cluster stopped.
    */
   async observations(): Promise<ClusterObservations> {
-    const controllerEvents = this.nodeIds.flatMap((id) => readControllerEvents(this.logPath(id), id));
     const partitions: { topic: string; partition: number; leader: number; isr: number[]; hw: number }[] = [];
     try {
       await this.quiesce(30_000);
@@ -383,7 +387,10 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
         if (o && o.errorCode === 0) partitions.push({ topic: t.name, partition: p.partition, leader: p.leaderId, isr: p.isr, hw: o.offset });
       }
     }
-    await this.stopProcesses();
+    // SIGKILL, all at once: a controlled shutdown would move leaderships and append
+    // metadata records that the voters stopping first could never receive.
+    await this.stopProcesses(true);
+    const controllerEvents = this.nodeIds.flatMap((id) => readControllerEvents(this.logPath(id), id));
     const voters: VoterLog[] = [];
     let committedIndex = 0;
     for (const id of this.nodeIds) {
@@ -434,7 +441,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
 
   // ---- stop ----
 
-  private async stopProcesses(): Promise<void> {
+  private async stopProcesses(kill = false): Promise<void> {
     for (const id of [...this.paused]) {
       const pid = this.pid(id);
       if (pid !== undefined) process.kill(pid, 'SIGCONT');
@@ -442,7 +449,8 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     this.paused.clear();
     // The data is thrown away or read offline: no controlled shutdown needed, but a short
     // grace lets logs flush their last lines.
-    await this.pc.stopAll(2000);
+    if (kill) await this.pc.killAll();
+    else await this.pc.stopAll(2000);
   }
 
   stop(): Promise<void> {

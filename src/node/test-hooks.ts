@@ -2,7 +2,7 @@
 // them; production configs never do): an fsync ledger for power-loss simulation, a wall
 // clock whose skew is re-read from a control file, and replica fetch addresses that
 // point at fault proxies instead of the peers' advertised endpoints.
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, renameSync, statSync, truncateSync, unlinkSync, unwatchFile, watchFile, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SkewedClock, type Clock } from '../common/clock.ts';
 import { RaftkaError } from '../common/errors.ts';
@@ -40,20 +40,21 @@ export function installTestHooks(cfg: NodeConfig, base: { clock: Clock; onSync?:
   const controlPath = cfg['test.clock.control'];
   if (controlPath !== '') {
     const skewed = new SkewedClock(base.clock);
+    let seen = -1;
     const reread = () => {
       const c = readClockControl(controlPath);
-      if (c === undefined || c.skewMs === skewed.skewMs) {
-        if (c) acknowledge(controlPath, c.seq);
-        return;
-      }
+      if (c === undefined || c.seq === seen) return;
+      seen = c.seq;
+      if (c.skewMs !== skewed.skewMs) log.warn({ skewMs: c.skewMs, seq: c.seq }, 'test hook: wall clock skew set');
       skewed.skewMs = c.skewMs;
-      log.warn({ skewMs: c.skewMs, seq: c.seq }, 'test hook: wall clock skew set');
       acknowledge(controlPath, c.seq);
     };
     reread();
-    // Polling the path (not an inode watch) survives the writer's atomic rename.
-    watchFile(controlPath, { interval: 50, persistent: false }, reread);
-    closers.push(() => unwatchFile(controlPath, reread));
+    // Polled rather than watched: fs.watchFile misses a write that lands before its first
+    // stat, and an inode watch would not survive the writer's atomic rename.
+    const timer = setInterval(reread, 50);
+    timer.unref();
+    closers.push(() => clearInterval(timer));
     clock = skewed;
   }
   return {
@@ -183,7 +184,6 @@ export function readClockAck(path: string): number {
 }
 
 function acknowledge(path: string, seq: number): void {
-  if (readClockAck(path) === seq) return;
   const tmp = `${path}.applied.tmp`;
   writeFileSync(tmp, String(seq));
   renameSync(tmp, `${path}.applied`);

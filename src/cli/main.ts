@@ -11,6 +11,7 @@ import { registerProduceCommand } from './produce.ts';
 import { registerConsumeCommand } from './consume.ts';
 import { registerMetadataCommands } from './metadata.ts';
 import { registerPerfCommands } from './perf.ts';
+import { registerJepsenCommand } from './jepsen.ts';
 
 export function buildProgram(): Command {
   const program = new Command('raftka')
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerConsumeCommand(program);
   registerMetadataCommands(program);
   registerPerfCommands(program);
+  registerJepsenCommand(program);
   return program;
 }
 

@@ -69,7 +69,8 @@ export function layOut(drawn: readonly DrawnFault[], timeMs: number): FaultStep[
   const steps: FaultStep[] = [];
   let at = LEAD_IN_MS;
   for (const d of drawn) {
-    const atMs = at + d.gapMs;
+    // A gap never pushes a fault out of the run: a drawn schedule always has a fault.
+    const atMs = at + Math.min(d.gapMs, Math.max(0, end - at - MIN_FAULT_MS));
     const durationMs = Math.min(d.durationMs, end - atMs);
     if (durationMs < MIN_FAULT_MS) break;
     steps.push(toStep(d, atMs, durationMs));

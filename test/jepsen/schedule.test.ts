@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { FAULT_KINDS, type FaultKind } from '../../src/jepsen/fault-api.ts';
+import { LEAD_IN_MS, LEAD_OUT_MS, scheduleArbitrary, scheduleFor, scheduleKeys, unsafeSchedule, type Schedule } from '../../src/jepsen/schedule.ts';
+import { parseNemesis } from '../../src/cli/jepsen.ts';
+import { assertProperty } from '../support/property.ts';
+
+const kindsArb = fc.subarray([...FAULT_KINDS], { minLength: 1 });
+const optsArb = fc.record({ nodes: fc.constantFrom(3, 5), timeMs: fc.integer({ min: 5000, max: 120_000 }), kinds: kindsArb });
+
+test('schedules: faults only of the --nemesis kinds, one after another, all healed inside the run', async () => {
+  await assertProperty(
+    'schedule bounds',
+    fc.property(optsArb, fc.integer({ min: 0, max: 2 ** 31 - 1 }), (opts, seed) => {
+      const s = scheduleFor(seed, opts);
+      assert.ok(s.faults.length >= 1 || opts.timeMs < LEAD_IN_MS + LEAD_OUT_MS + 500);
+      let prevEnd = LEAD_IN_MS;
+      for (const f of s.faults) {
+        assert.ok((opts.kinds as readonly FaultKind[]).includes(f.kind), `${f.kind} not in ${opts.kinds.join(',')}`);
+        assert.ok(f.atMs >= prevEnd, 'faults do not overlap');
+        assert.ok(f.durationMs >= 500);
+        assert.ok(f.atMs + f.durationMs <= opts.timeMs - LEAD_OUT_MS, 'healed before the run ends');
+        if (f.kind === 'partition') assert.ok(f.shape !== undefined);
+        if (f.kind === 'clock') assert.ok(f.clockOffsetMs !== undefined && f.clockOffsetMs !== 0);
+        prevEnd = f.atMs + f.durationMs;
+      }
+      for (const k of scheduleKeys(s)) assert.match(k, /^jepsen\d+-\d+$/);
+      assert.equal(scheduleKeys(s).length, s.topics * s.partitions);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('a seed determines its schedule, and it is the first schedule fast-check runs with that seed (so --replay and shrinking agree)', async () => {
+  await assertProperty(
+    'seed replays',
+    fc.property(optsArb, fc.integer({ min: 0, max: 2 ** 31 - 1 }), (opts, seed) => {
+      const a = scheduleFor(seed, opts);
+      assert.deepEqual(scheduleFor(seed, opts), a);
+      let first: Schedule | undefined;
+      fc.check(
+        fc.property(scheduleArbitrary(opts), (s) => {
+          first ??= s;
+          return true;
+        }),
+        { seed, numRuns: 1 },
+      );
+      assert.deepEqual(first, a);
+    }),
+    { numRuns: 50 },
+  );
+});
+
+test('shrinking a failing schedule keeps it a valid schedule and makes it smaller', () => {
+  const opts = { nodes: 3, timeMs: 30_000, kinds: ['kill', 'pause', 'partition'] as FaultKind[] };
+  // "Fails" whenever a pause is in the schedule: the shrunk case is one pause.
+  const details = fc.check(
+    fc.property(scheduleArbitrary(opts), (s) => !s.faults.some((f) => f.kind === 'pause')),
+    { seed: 1, numRuns: 200 },
+  );
+  assert.equal(details.failed, true);
+  const [shrunk] = details.counterexample!;
+  assert.deepEqual(
+    shrunk.faults.map((f) => f.kind),
+    ['pause'],
+  );
+  assert.equal(shrunk.producers, 1);
+  assert.equal(shrunk.consumers, 1);
+});
+
+test('the unsafe schedule cuts the leader off its followers, then kills the leader, inside the run', () => {
+  const s = unsafeSchedule(20_000);
+  assert.deepEqual(scheduleKeys(s), ['jepsen0-0']);
+  assert.ok(s.faults.length >= 2);
+  assert.deepEqual(s.faults[0], { kind: 'partition', atMs: LEAD_IN_MS, durationMs: 4000, shape: 'isolate-leader-from-followers' });
+  assert.equal(s.faults[1]!.kind, 'kill');
+  assert.equal(s.faults[1]!.target, 'partition-leader');
+  for (const f of s.faults) assert.ok(f.atMs + f.durationMs <= 20_000 - LEAD_OUT_MS);
+});
+
+test('--nemesis parsing: known kinds, none, and a clear error for an unknown one', () => {
+  assert.deepEqual(parseNemesis('kill, pause,kill'), ['kill', 'pause']);
+  assert.deepEqual(parseNemesis('none'), []);
+  assert.throws(() => parseNemesis('kill,meteor'), /unknown fault "meteor"; choose from kill, pause, partition, clock, power-loss/);
+});

@@ -1,11 +1,13 @@
 // A throwaway three-node cluster of real processes for trying the perf tools and for
 // profiling: `node --import tsx scripts/bench-support/cluster.ts [--cpu-prof DIR]
-// [--topic NAME:PARTITIONS ...]`. Prints the bootstrap list on stdout once every broker
+// [--topic NAME:PARTITIONS ...]` (with PERF_HEAP_PROF=1, DIR gets allocation samples
+// from heap-sampler.mjs instead of CPU profiles). Prints the bootstrap list on stdout once every broker
 // is unfenced and the topics exist; SIGINT/SIGTERM stops the nodes with a controlled
 // shutdown (so --cpu-prof profiles get written) and removes the data.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 
@@ -23,7 +25,11 @@ const cluster = ProcessCluster.prepare({
   clientPorts: ports.slice(0, 3),
   controllerPorts: ports.slice(3),
   overrides: DEV_OVERRIDES,
-  ...(profDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+  ...(profDir
+    ? process.env.PERF_HEAP_PROF
+      ? { nodeArgs: ['--import', fileURLToPath(new URL('./heap-sampler.mjs', import.meta.url))], env: { RAFTKA_HEAP_SAMPLE_DIR: profDir } }
+      : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] }
+    : {}),
 });
 let stopping = false;
 const stop = async () => {

@@ -6,7 +6,7 @@ import { RaftkaError, isRaftkaError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { PartitionLog, AppendInfo, LeaderAppendAdmission } from '../log/partition-log.ts';
-import { iterateBatches, type BatchHeader } from '../log/batch.ts';
+import { BATCH_OVERHEAD, LOG_OVERHEAD, Off, iterateBatches, readBatchHeader, validateBatchAt, type BatchHeader } from '../log/batch.ts';
 import { PRODUCER_ID_EXPIRATION_MS_DEFAULT, ProducerStateManager } from './producer-state.ts';
 import { deleteProducerSnapshotsAbove, listProducerSnapshots, pruneProducerSnapshots, readProducerSnapshot, writeProducerSnapshot } from './producer-snapshots.ts';
 import { LeaderState, type IsrChange } from '../replication/leader-state.ts';
@@ -410,19 +410,32 @@ export class Partition {
     let appended = 0;
     if (resp.records.length > 0) {
       // Only whole batches at or after our log end (a fetch may end with a partial batch).
-      const whole: Buffer[] = [];
+      // They are contiguous in the response, so they are appended as one view of it (no
+      // copy), and read by header only here: the append checks every batch it writes
+      // (CRC, framing), which a second check here would only repeat.
+      const buf = resp.records;
       const headers: BatchHeader[] = [];
       let end = this.log.logEndOffset;
-      for (const { bytes, header } of iterateBatches(resp.records)) {
-        if (header.baseOffset < end) continue;
-        whole.push(bytes);
-        headers.push(header);
-        end = header.lastOffset + 1;
+      let from = -1;
+      let to = -1;
+      let pos = 0;
+      while (pos + LOG_OVERHEAD <= buf.length) {
+        const size = buf.readInt32BE(pos + Off.batchLength) + LOG_OVERHEAD;
+        if (size < BATCH_OVERHEAD) validateBatchAt(buf, pos); // throws CORRUPT_MESSAGE
+        if (pos + size > buf.length) break;
+        const header = readBatchHeader(buf, pos);
+        if (header.baseOffset >= end) {
+          if (from < 0) from = pos;
+          to = pos + size;
+          headers.push(header);
+          end = header.lastOffset + 1;
+        }
+        pos += size;
       }
-      if (whole.length > 0) {
+      if (headers.length > 0) {
         let info: AppendInfo;
         try {
-          info = await this.log.appendAsFollower(whole.length === 1 ? whole[0]! : Buffer.concat(whole));
+          info = await this.log.appendAsFollower(buf.subarray(from, to));
         } catch (e) {
           if (isRaftkaError(e, 'KAFKA_STORAGE_ERROR')) this.scheduleProducerStateRebuild();
           throw e;

@@ -26,6 +26,7 @@ import { logConfig, type LogConfig } from './config.ts';
 import { LeaderEpochCache } from './leader-epoch.ts';
 import { LogSegment, segmentFileName, type AppendedBatch, type SegmentOptions, type SyncObserver } from './segment.ts';
 import { cleanSegment, buildOffsetMap } from './cleaner.ts';
+import { TailCache } from './tail-cache.ts';
 
 export interface LogOptions {
   config?: LogConfig;
@@ -92,6 +93,12 @@ interface Checkpoint {
 
 const CHECKPOINT_FILE = 'partition.checkpoint';
 const DRAIN_BYTES_MAX = 1024 * 1024;
+/**
+ * The tail cache (tail-cache.ts): enough for the batches appended while a follower's
+ * fetch is on its way; few entries, as each may keep a whole produce request alive.
+ */
+const TAIL_CACHE_BYTES = 1024 * 1024;
+const TAIL_CACHE_ENTRIES = 8;
 const EPOCH_FILE = 'leader-epoch-checkpoint';
 
 export class PartitionLog {
@@ -111,6 +118,7 @@ export class PartitionLog {
   private closed = false;
   private cleaning = false;
   private dirDirty = false;
+  private readonly tail = new TailCache(TAIL_CACHE_BYTES, TAIL_CACHE_ENTRIES);
   private segOpts: SegmentOptions;
   private _config: LogConfig;
 
@@ -360,6 +368,7 @@ export class PartitionLog {
     const writeOut = async () => {
       if (bufs.length === 0) return;
       await this.active.append(bufs, meta, now);
+      for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!);
       bufs = [];
       meta = [];
     };
@@ -422,6 +431,7 @@ export class PartitionLog {
       if (epochChanged) await this.epochs.persist();
     } catch (e) {
       this.logger.error({ err: e }, 'append failed');
+      this.tail.clear();
       const err = e instanceof RaftkaError ? e : new RaftkaError('KAFKA_STORAGE_ERROR', `append to ${this.dir} failed: ${(e as Error).message}`);
       for (const p of work) if (!done.some((d) => d.p === p)) p.reject(err);
       for (const d of done) d.p.reject(err);
@@ -557,6 +567,11 @@ export class PartitionLog {
     }
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw new RaftkaError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is invalid`);
     const upper = Math.min(opts.upperBoundOffset ?? logEnd, logEnd);
+    const cached = this.tail.read(fromOffset, maxBytes, upper, opts.minOneBatch ?? true);
+    if (cached !== undefined) {
+      const records = cached.length === 1 ? cached[0]! : cached.length === 0 ? Buffer.alloc(0) : Buffer.concat(cached);
+      return { records, logStartOffset: this._logStartOffset, logEndOffset: this.logEndOffset };
+    }
     const segments = this.segments.slice();
     let i = this.floorIndex(fromOffset);
     let offset = fromOffset;
@@ -599,6 +614,7 @@ export class PartitionLog {
       if (offset >= this.logEndOffset) return this.logEndOffset;
       if (offset < this._logStartOffset) throw new RaftkaError('OFFSET_OUT_OF_RANGE', `cannot truncate to ${offset} below the log start ${this._logStartOffset}`);
       this.logger.info({ offset, logEndOffset: this.logEndOffset }, 'truncating log');
+      this.tail.clear();
       while (this.segments.length > 1 && this.active.baseOffset >= offset) {
         const seg = this.segments.pop()!;
         await seg.delete();
@@ -613,6 +629,7 @@ export class PartitionLog {
   truncateFullyAndStartAt(offset: number): Promise<void> {
     return this.serialize(async () => {
       const old = this.segments;
+      this.tail.clear();
       this.segments = [];
       for (const s of old) await s.delete();
       this.segments.push(await LogSegment.create(this.dir, offset, this.segOpts));
@@ -709,6 +726,7 @@ export class PartitionLog {
         const swapped = await this.serialize(async () => {
           const idx = this.segments.indexOf(seg);
           if (idx < 0 || seg.deleted || idx === this.segments.length - 1) return false;
+          this.tail.clear();
           // Index files go first: a crash before the rename leaves the old log with no
           // index (rebuilt on open); after it, the new log with none. Never a mismatch.
           await unlinkIfExists(seg.indexPath);

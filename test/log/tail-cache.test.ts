@@ -1,0 +1,77 @@
+// The tail cache answers a read exactly as a read of the whole log would (same batches,
+// same bounds) whenever it answers at all, and it answers every read from its oldest
+// entry on; it stays within its bounds.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { assertProperty } from '../support/property.ts';
+import { TailCache } from '../../src/log/tail-cache.ts';
+
+interface Batch {
+  base: number;
+  last: number;
+  bytes: Buffer;
+}
+
+/** What a log read returns: the batch holding `from`, then on, below `upper`, within `maxBytes` (first whole when minOne). */
+function reference(log: Batch[], from: number, maxBytes: number, upper: number, minOne: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  let bytes = 0;
+  for (const b of log) {
+    if (b.last < from) continue;
+    if (b.base >= upper) break;
+    if (bytes + b.bytes.length > maxBytes && !(out.length === 0 && minOne)) break;
+    out.push(b.bytes);
+    bytes += b.bytes.length;
+  }
+  return out;
+}
+
+test('tail cache: answers like the log or not at all, and always from its oldest entry on', async () => {
+  await assertProperty(
+    'tail cache matches a full-log read',
+    fc.property(
+      fc.array(fc.record({ records: fc.integer({ min: 1, max: 5 }), size: fc.integer({ min: 61, max: 3000 }) }), { minLength: 1, maxLength: 60 }),
+      fc.integer({ min: 500, max: 20_000 }),
+      fc.integer({ min: 1, max: 10 }),
+      fc.array(fc.record({ from: fc.nat(), maxBytes: fc.integer({ min: 0, max: 20_000 }), upperBack: fc.nat({ max: 20 }), minOne: fc.boolean() }), { minLength: 1, maxLength: 20 }),
+      (appends, bytesMax, entriesMax, reads) => {
+        const cache = new TailCache(bytesMax, entriesMax);
+        const log: Batch[] = [];
+        let next = 0;
+        for (const a of appends) {
+          const b = { base: next, last: next + a.records - 1, bytes: Buffer.alloc(a.size, log.length % 251) };
+          log.push(b);
+          cache.append(b.base, b.last, b.bytes);
+          next = b.last + 1;
+        }
+        assert.ok(cache.length >= 1 && cache.length <= entriesMax);
+        const cached = log.slice(log.length - cache.length);
+        const cachedBytes = cached.reduce((s, b) => s + b.bytes.length, 0);
+        assert.ok(cache.length === 1 || cachedBytes <= bytesMax, `${cachedBytes} bytes cached over ${bytesMax}`);
+        const oldest = cached[0]!.base;
+        for (const r of reads) {
+          const from = r.from % (next + 1);
+          const upper = Math.max(0, next - r.upperBack);
+          const got = cache.read(from, r.maxBytes, upper, r.minOne);
+          if (from >= oldest) assert.ok(got !== undefined, `a read at ${from} >= the oldest cached ${oldest} must hit`);
+          else assert.equal(got, undefined);
+          if (got) assert.deepEqual(got, reference(log, from, r.maxBytes, upper, r.minOne));
+        }
+      },
+    ),
+  );
+});
+
+test('tail cache: a batch that does not continue the run starts it over; clear empties it', () => {
+  const c = new TailCache(1 << 20, 8);
+  c.append(0, 4, Buffer.alloc(100));
+  c.append(5, 9, Buffer.alloc(100));
+  assert.equal(c.read(3, 1000, 10, true)!.length, 2);
+  c.append(20, 21, Buffer.alloc(100)); // a gap: only the new run is trusted
+  assert.equal(c.length, 1);
+  assert.equal(c.read(7, 1000, 22, true), undefined);
+  assert.deepEqual(c.read(22, 1000, 22, true), []);
+  c.clear();
+  assert.equal(c.read(22, 1000, 22, true), undefined);
+});

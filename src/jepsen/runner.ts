@@ -221,7 +221,7 @@ export function validityProperty(opts: RunOptions, budget: number, onRun?: (o: R
     if (runs >= budget) return true;
     const seed = seedFor(schedule);
     const attempt = runs++;
-    const outcome = await runOnce(seed, schedule, opts, runIdFor(seed, attempt === 0 ? '' : `-try${attempt}`));
+    const outcome = await runOnce(seed, schedule, opts, runIdFor(seed, attempt === 0 ? '' : `-r${attempt}`));
     onRun?.(outcome);
     return outcome.valid;
   });

@@ -93,9 +93,14 @@ function toStep(d: DrawnFault, atMs: number, durationMs: number): FaultStep {
 }
 
 export function scheduleArbitrary(opts: ScheduleOptions): fc.Arbitrary<Schedule> {
-  const maxFaults = Math.max(1, Math.floor(opts.timeMs / 3000));
+  // Enough draws to fill the run with faults (layOut drops what does not fit): a long run
+  // must not go quiet after its first few faults.
+  const minFaults = Math.max(1, Math.floor(opts.timeMs / 8000));
+  const maxFaults = Math.max(minFaults, Math.floor(opts.timeMs / 2500));
   const faults =
-    opts.kinds.length === 0 ? fc.constant<FaultStep[]>([]) : fc.array(drawnFault(opts.kinds), { minLength: 1, maxLength: maxFaults }).map((d) => layOut(d, opts.timeMs));
+    opts.kinds.length === 0
+      ? fc.constant<FaultStep[]>([])
+      : fc.array(drawnFault(opts.kinds), { minLength: minFaults, maxLength: maxFaults, size: 'max' }).map((d) => layOut(d, opts.timeMs));
   return fc.record({
     topics: fc.integer({ min: 1, max: 2 }),
     partitions: fc.integer({ min: 1, max: 3 }),

@@ -216,3 +216,30 @@ test('idempotent producer: a retry after a leader change is answered by the new 
   assert.equal((await third.produce(TOPIC_ID, 0, idem(5, 'm5'), -1, 5000)).baseOffset, 5);
   assert.deepEqual(await consumeAll(third), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
 });
+
+test('a changed topic config reaches the open partition logs (max.message.bytes, retention.ms) without reopening them', async (t) => {
+  const c = new Cluster(tempDir(t));
+  defer(t, () => c.closeAll());
+  for (const id of [1, 2, 3]) c.start(id);
+  await c.publish();
+  const leader = c.rms.get(1)!;
+  const big = batch('x'.repeat(500));
+  assert.equal((await leader.produce(TOPIC_ID, 0, big, -1, 5000)).baseOffset, 0);
+  const log = leader.partition(TOPIC_ID, 0)!.log;
+  // An IncrementalAlterConfigs that committed: the next image carries the new overrides.
+  c.assignment = { ...c.assignment, config: { ...c.assignment.config, 'max.message.bytes': '200', 'retention.ms': '60000' } };
+  await c.publish();
+  assert.equal(leader.partition(TOPIC_ID, 0)!.log, log, 'the same open log');
+  for (const id of [1, 2, 3]) {
+    const cfg = c.rms.get(id)!.partition(TOPIC_ID, 0)!.log.config;
+    assert.deepEqual([cfg['max.message.bytes'], cfg['retention.ms']], [200, 60000], `broker ${id}`);
+  }
+  await assert.rejects(leader.produce(TOPIC_ID, 0, big, -1, 5000), (e: unknown) => isRaftkaError(e, 'MESSAGE_TOO_LARGE'));
+  assert.equal((await leader.produce(TOPIC_ID, 0, batch('small'), -1, 5000)).baseOffset, 1);
+  // Deleting the override goes back to the default.
+  const { 'max.message.bytes': _gone, ...rest } = c.assignment.config;
+  c.assignment = { ...c.assignment, config: rest };
+  await c.publish();
+  assert.equal(leader.partition(TOPIC_ID, 0)!.log.config['max.message.bytes'], 1024 * 1024 + 12);
+  assert.equal((await leader.produce(TOPIC_ID, 0, big, -1, 5000)).baseOffset, 2);
+});

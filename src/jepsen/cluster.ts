@@ -423,20 +423,33 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
 
   /** Every voter caught up with the Raft leader and every partition's ISR complete. */
   private async quiesce(timeoutMs: number): Promise<void> {
-    await until(
-      'voters and replicas to catch up',
-      async () => {
-        const ctl = await this.controllerId();
-        if (ctl === null) return false;
-        const d = await this.ask(ctl, (c) => c.describeCluster());
-        if (!d || d.voters.some((v) => v.lag !== 0)) return false;
-        const m = await this.ask(ctl, (c) => c.metadata({}));
-        if (!m) return false;
-        return m.topics.every((t) => t.partitions.every((p) => p.leaderId >= 0 && p.replicas.every((r) => p.isr.includes(r))));
-      },
-      timeoutMs,
-      200,
-    );
+    let waitingFor = 'a controller';
+    try {
+      await until(
+        'voters and replicas to catch up',
+        async () => {
+          const ctl = await this.controllerId();
+          if (ctl === null) return false;
+          const d = await this.ask(ctl, (c) => c.describeCluster());
+          const lagging = d?.voters.filter((v) => v.lag !== 0).map((v) => `${v.id} (lag ${v.lag})`);
+          if (!d || lagging!.length > 0) {
+            waitingFor = `voters ${lagging?.join(', ') ?? '?'} of controller ${ctl}`;
+            return false;
+          }
+          const m = await this.ask(ctl, (c) => c.metadata({}));
+          if (!m) return false;
+          const behind = m.topics.flatMap((t) =>
+            t.partitions.filter((p) => p.leaderId < 0 || !p.replicas.every((r) => p.isr.includes(r))).map((p) => `${t.name}-${p.partition} (leader ${p.leaderId}, replicas ${p.replicas}, isr ${p.isr})`),
+          );
+          waitingFor = `partitions ${behind.join(', ')}`;
+          return behind.length === 0;
+        },
+        timeoutMs,
+        200,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; still waiting for ${waitingFor}`);
+    }
   }
 
   // ---- stop ----

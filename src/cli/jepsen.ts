@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import { FAULT_KINDS, type FaultKind } from '../jepsen/fault-api.ts';
 import { runSuite } from '../jepsen/runner.ts';
+import { parseSchedule } from '../jepsen/schedule.ts';
 import { action, CliError, intArg, oneLineErrors } from './common.ts';
 
 interface JepsenFlags {
@@ -15,6 +16,7 @@ interface JepsenFlags {
   unsafe?: boolean;
   reportDir: string;
   shrinkRuns: number;
+  schedule?: string;
 }
 
 export function parseNemesis(s: string): FaultKind[] {
@@ -38,12 +40,14 @@ export function registerJepsenCommand(program: Command): void {
     .option('--runs <n>', 'runs, each with its own seed', intArg(1, 10_000), 1)
     .option('--seed <n>', 'seed of the first run (run r uses seed + r); random by default', intArg(0, 2 ** 31 - 1))
     .option('--replay <seed>', 'repeat the run of this seed (same --nodes, --time, --nemesis)', intArg(0, 2 ** 31 - 1))
-    .option('--unsafe', 'acks=1, unclean leader election, min.insync.replicas 1, and a schedule built to lose acknowledged writes')
+    .option('--unsafe', 'acks=1, unclean leader election, min.insync.replicas 1, and a fixed schedule built to lose acknowledged writes (--nemesis is ignored)')
     .option('--report-dir <dir>', 'where run reports go', 'report')
     .option('--shrink-runs <n>', 'cluster runs spent shrinking a failing schedule', intArg(0, 1000), 5)
+    .option('--schedule <json>', 'run exactly this schedule once (the JSON a failure prints), with --seed for the nemesis and workload choices')
     .action(
       action('jepsen', async (flags: Omit<JepsenFlags, 'nodes'> & { nodes: string }) => {
         const kinds = parseNemesis(flags.nemesis);
+        const schedule = flags.schedule !== undefined ? parseSchedule(flags.schedule) : undefined;
         const outcome = await runSuite({
           nodes: Number(flags.nodes),
           timeMs: flags.time * 1000,
@@ -54,6 +58,7 @@ export function registerJepsenCommand(program: Command): void {
           ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
           ...(flags.replay !== undefined ? { replay: flags.replay } : {}),
           shrinkRuns: flags.shrinkRuns,
+          ...(schedule ? { schedule } : {}),
           print: (text) => console.log(text),
         });
         const valid = outcome.outcomes.filter((o) => o.valid).length;

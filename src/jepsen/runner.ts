@@ -235,6 +235,8 @@ export interface SuiteOptions extends RunOptions {
   readonly replay?: number;
   /** Cluster runs spent shrinking a failure (default 5). */
   readonly shrinkRuns?: number;
+  /** Run exactly this schedule once (a shrunk schedule a failure printed). */
+  readonly schedule?: Schedule;
 }
 
 export interface SuiteOutcome {
@@ -249,6 +251,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteOutcome> {
   const base = opts.replay ?? opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const seeds = opts.replay !== undefined ? [opts.replay] : Array.from({ length: opts.runs }, (_, r) => (base + r) % 2 ** 31);
   const outcomes: RunOutcome[] = [];
+  if (opts.schedule) {
+    const o = await runOnce(base, opts.schedule, opts);
+    return { valid: o.valid, outcomes: [o], ...(o.valid ? {} : { failure: { seed: base, schedule: o.schedule, text: failureText(base, o.schedule, 0) } }) };
+  }
   for (const seed of seeds) {
     if (opts.unsafe) {
       // The unsafe schedule is fixed: nothing to draw or shrink.
@@ -285,6 +291,6 @@ function failureText(seed: number, schedule: Schedule, shrinkRuns: number): stri
     `jepsen: FAILED with seed ${seed} — replay with: raftka jepsen --replay ${seed} (same --nodes, --time, --nemesis)`,
     `shrunk schedule (after ${shrinkRuns} shrinking run(s)):`,
     describeSchedule(schedule),
-    JSON.stringify(schedule),
+    `run the shrunk schedule itself with: raftka jepsen --seed ${seed} --schedule '${JSON.stringify(schedule)}'`,
   ].join('\n');
 }

@@ -10,7 +10,8 @@
  * keeps the cause of a failure readable and the nemesis never has to combine faults.
  */
 import fc from 'fast-check';
-import type { FaultKind, FaultStep, FaultTarget, PartitionShape } from './fault-api.ts';
+import { RaftkaError } from '../common/errors.ts';
+import { FAULT_KINDS, type FaultKind, type FaultStep, type FaultTarget, type PartitionShape } from './fault-api.ts';
 
 export interface ScheduleOptions {
   /** Node count (3 or 5). */
@@ -151,4 +152,40 @@ export function describeSchedule(s: Schedule): string {
     lines.push(`  ${(f.atMs / 1000).toFixed(1)}s +${(f.durationMs / 1000).toFixed(1)}s ${f.kind}${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Reads a schedule as the runner prints it (the JSON line of a failure), to run a shrunk
+ * schedule again exactly. Throws INVALID_CONFIG naming the first bad field.
+ */
+export function parseSchedule(text: string): Schedule {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    throw new RaftkaError('INVALID_CONFIG', `schedule is not JSON: ${(e as Error).message}`);
+  }
+  const bad = (what: string): never => {
+    throw new RaftkaError('INVALID_CONFIG', `schedule: ${what}`);
+  };
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('must be an object');
+  const r = o as Record<string, unknown>;
+  for (const f of ['topics', 'partitions', 'producers', 'consumers'] as const) {
+    const v = r[f];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 64) bad(`${f} must be an integer from 1 to 64, got ${JSON.stringify(v)}`);
+  }
+  if (!Array.isArray(r['faults'])) bad('faults must be an array');
+  const faults = (r['faults'] as unknown[]).map((x, i) => {
+    const f = x as Record<string, unknown>;
+    if (typeof f !== 'object' || f === null) bad(`faults[${i}] must be an object`);
+    if (!(FAULT_KINDS as readonly unknown[]).includes(f['kind'])) bad(`faults[${i}].kind must be one of ${FAULT_KINDS.join(', ')}, got ${JSON.stringify(f['kind'])}`);
+    for (const t of ['atMs', 'durationMs']) {
+      const v = f[t];
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) bad(`faults[${i}].${t} must be a non-negative number, got ${JSON.stringify(v)}`);
+    }
+    if (f['target'] !== undefined && !([...TARGETS, 'all'] as unknown[]).includes(f['target'])) bad(`faults[${i}].target ${JSON.stringify(f['target'])} is unknown`);
+    if (f['shape'] !== undefined && !(SHAPES as unknown[]).includes(f['shape'])) bad(`faults[${i}].shape ${JSON.stringify(f['shape'])} is unknown`);
+    return f as unknown as FaultStep;
+  });
+  return { topics: r['topics'] as number, partitions: r['partitions'] as number, producers: r['producers'] as number, consumers: r['consumers'] as number, faults };
 }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { FAULT_KINDS, type FaultKind } from '../../src/jepsen/fault-api.ts';
-import { LEAD_IN_MS, LEAD_OUT_MS, scheduleArbitrary, scheduleFor, scheduleKeys, unsafeSchedule, type Schedule } from '../../src/jepsen/schedule.ts';
+import { LEAD_IN_MS, LEAD_OUT_MS, parseSchedule, scheduleArbitrary, scheduleFor, scheduleKeys, unsafeSchedule, type Schedule } from '../../src/jepsen/schedule.ts';
+import { RaftkaError } from '../../src/common/errors.ts';
 import { parseNemesis } from '../../src/cli/jepsen.ts';
 import { assertProperty } from '../support/property.ts';
 
@@ -84,4 +85,13 @@ test('--nemesis parsing: known kinds, none, and a clear error for an unknown one
   assert.deepEqual(parseNemesis('kill, pause,kill'), ['kill', 'pause']);
   assert.deepEqual(parseNemesis('none'), []);
   assert.throws(() => parseNemesis('kill,meteor'), /unknown fault "meteor"; choose from kill, pause, partition, clock, power-loss/);
+});
+
+test('a printed schedule parses back to itself; a bad one is INVALID_CONFIG naming the field', () => {
+  const s = scheduleFor(9, { nodes: 3, timeMs: 20_000, kinds: [...FAULT_KINDS] });
+  assert.deepEqual(parseSchedule(JSON.stringify(s)), s);
+  assert.throws(() => parseSchedule('{'), (e: unknown) => e instanceof RaftkaError && e.errorName === 'INVALID_CONFIG' && /not JSON/.test(e.message));
+  assert.throws(() => parseSchedule(JSON.stringify({ ...s, producers: 0 })), /producers must be an integer from 1 to 64, got 0/);
+  assert.throws(() => parseSchedule(JSON.stringify({ ...s, faults: [{ kind: 'meteor', atMs: 1, durationMs: 1 }] })), /faults\[0\]\.kind must be one of kill, pause/);
+  assert.throws(() => parseSchedule(JSON.stringify({ ...s, faults: [{ kind: 'kill', atMs: -1, durationMs: 1 }] })), /faults\[0\]\.atMs must be a non-negative number/);
 });

@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.ts';
 import { ERRORS, errorByCode } from '../common/errors.ts';
 import { divergenceTruncationOffset } from '../replication/truncation.ts';
 import type { Partition } from './partition.ts';
-import { tpKey, type ReplicaFetchClient, type ReplicaFetchPartition } from './types.ts';
+import { tpKey, type ReplicaFetchClient, type ReplicaFetchPartition, type ReplicaFetchPartitionResponse } from './types.ts';
 
 export interface FetcherOptions {
   brokerId: number;
@@ -119,43 +119,50 @@ class LeaderFetcher {
         await this.sleep(this.opts.backoffMs);
         continue;
       }
-      for (const r of resp.partitions) {
-        const key = tpKey(r.topicId, r.partition);
-        const entry = batch.find((b) => b.key === key);
-        if (!entry || this.partitions.get(key) !== entry.p) continue;
-        const p = entry.p;
-        // The partition may have changed role while the fetch was in flight.
-        if (p.role.kind !== 'follower' || p.role.leaderId !== this.leaderId || p.leaderEpoch !== entry.req.currentLeaderEpoch) continue;
-        try {
-          if (r.errorCode !== 0) {
-            if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.code && r.logStartOffset > p.log.logEndOffset) {
-              // The leader deleted what we would need next: start over at its log start.
-              logger.warn({ tp: key, leaderLogStart: r.logStartOffset }, 'follower is behind the leader log start; resetting');
-              await p.truncateFullyAndStartAt(r.logStartOffset);
-              continue;
-            }
-            logger.debug({ tp: key, error: errorByCode(r.errorCode) }, 'partition fetch error; pausing');
-            this.pausedUntil.set(key, this.opts.clock.monotonicMs() + this.opts.backoffMs);
-            continue;
-          }
-          if (r.divergingEpoch) {
-            const offset = divergenceTruncationOffset(
-              { endOffsetFor: (e) => p.log.endOffsetForEpoch(e) },
-              p.log.logEndOffset,
-              r.divergingEpoch,
-            );
-            logger.info({ tp: key, diverging: r.divergingEpoch, truncateTo: offset }, 'truncating divergent log tail');
-            if (offset < p.log.logStartOffset) await p.truncateFullyAndStartAt(Math.max(offset, r.logStartOffset));
-            else await p.truncateTo(offset);
-            continue;
-          }
-          await p.appendFromLeader(r);
-          this.opts.onProgress?.(p);
-        } catch (e) {
-          logger.warn({ tp: key, err: (e as Error).message }, 'applying fetched data failed; pausing partition');
-          this.pausedUntil.set(key, this.opts.clock.monotonicMs() + this.opts.backoffMs);
+      // Partitions are applied concurrently: each append ends with its own fdatasync
+      // (flush.before.ack), and one after the other those would add up on every round,
+      // delaying the next fetch that reports them (and with it the leader's HW).
+      const byKey = new Map(batch.map((b) => [b.key, b]));
+      await Promise.all(resp.partitions.map((r) => this.apply(r, byKey.get(tpKey(r.topicId, r.partition)))));
+    }
+  }
+
+  /** Applies one partition's part of a fetch response (errors pause the partition). */
+  private async apply(r: ReplicaFetchPartitionResponse, entry: { key: string; p: Partition; req: ReplicaFetchPartition } | undefined): Promise<void> {
+    const { logger } = this.opts;
+    if (!entry || this.partitions.get(entry.key) !== entry.p) return;
+    const key = entry.key;
+    const p = entry.p;
+    // The partition may have changed role while the fetch was in flight.
+    if (p.role.kind !== 'follower' || p.role.leaderId !== this.leaderId || p.leaderEpoch !== entry.req.currentLeaderEpoch) return;
+    try {
+      if (r.errorCode !== 0) {
+        if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.code && r.logStartOffset > p.log.logEndOffset) {
+          // The leader deleted what we would need next: start over at its log start.
+          logger.warn({ tp: key, leaderLogStart: r.logStartOffset }, 'follower is behind the leader log start; resetting');
+          await p.truncateFullyAndStartAt(r.logStartOffset);
+          return;
         }
+        logger.debug({ tp: key, error: errorByCode(r.errorCode) }, 'partition fetch error; pausing');
+        this.pausedUntil.set(key, this.opts.clock.monotonicMs() + this.opts.backoffMs);
+        return;
       }
+      if (r.divergingEpoch) {
+        const offset = divergenceTruncationOffset(
+          { endOffsetFor: (e) => p.log.endOffsetForEpoch(e) },
+          p.log.logEndOffset,
+          r.divergingEpoch,
+        );
+        logger.info({ tp: key, diverging: r.divergingEpoch, truncateTo: offset }, 'truncating divergent log tail');
+        if (offset < p.log.logStartOffset) await p.truncateFullyAndStartAt(Math.max(offset, r.logStartOffset));
+        else await p.truncateTo(offset);
+        return;
+      }
+      await p.appendFromLeader(r);
+      this.opts.onProgress?.(p);
+    } catch (e) {
+      logger.warn({ tp: key, err: (e as Error).message }, 'applying fetched data failed; pausing partition');
+      this.pausedUntil.set(key, this.opts.clock.monotonicMs() + this.opts.backoffMs);
     }
   }
 }

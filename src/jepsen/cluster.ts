@@ -448,7 +448,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
         200,
       );
     } catch (e) {
-      throw new Error(`${(e as Error).message}; still waiting for ${waitingFor}`);
+      throw new Error(`${(e as Error).message}; still waiting for ${waitingFor}`, { cause: e });
     }
   }
 

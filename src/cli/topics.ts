@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { errorByCode } from '../common/errors.ts';
 import { isTopicConfigKey, parseTopicConfig } from '../metadata/topic-config.ts';
-import { CONFIG_OP_DELETE, CONFIG_OP_SET, CONFIG_RESOURCE_TOPIC, type ConfigEntry, type TopicDescription } from '../proto/raftka.ts';
+import { CONFIG_OP_DELETE, CONFIG_OP_SET, CONFIG_RESOURCE_TOPIC, ELECTION_PREFERRED, ELECTION_UNCLEAN, type ConfigEntry, type TopicDescription } from '../proto/raftka.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, collect, intArg, oneLineErrors, parseKeyValues } from './common.ts';
 
 const ADMIN_TIMEOUT_MS = 15_000;
@@ -239,6 +239,48 @@ export function registerTopicsCommands(program: Command): void {
           const what = [...Object.entries(sets).map(([k, v]) => `set ${k}=${v}`), ...deletes.map((k) => `deleted ${k}`)].join(', ');
           console.log(`${opts.dryRun ? 'Would change' : 'Changed'} configs of topic ${name}: ${what}.`);
         }
+      } finally {
+        cluster.close();
+      }
+    }),
+  );
+
+  oneLineErrors(
+    bootstrapOption(
+      topics
+        .command('elect-leaders')
+        .description('move partition leadership back to the preferred replica (the first in the replica list), or --unclean: elect a leader for partitions that have none')
+        .argument('[name]', 'topic name (default: every partition of every topic)')
+        .option('-p, --partition <n>', 'only this partition of the topic (repeatable)', (v: string, prev: number[]) => [...prev, intArg(0, 1_000_000)(v)], [] as number[])
+        .option('--unclean', 'elect out-of-sync replicas for partitions without a leader (may lose acknowledged writes)')
+        .option('--json', 'one JSON object per partition: {topic,partition,leader,result}'),
+    ),
+    'topics elect-leaders',
+  ).action(
+    action('topics elect-leaders', async (name: string | undefined, opts: { bootstrap: string; partition: number[]; unclean?: boolean; json?: boolean }) => {
+      if (name === undefined && opts.partition.length > 0) throw new CliError('--partition needs a topic name');
+      const cluster = new Cluster(opts.bootstrap);
+      try {
+        if (name !== undefined) await cluster.topic(name);
+        const client = await cluster.any();
+        const r = await client.electLeaders({
+          electionType: opts.unclean ? ELECTION_UNCLEAN : ELECTION_PREFERRED,
+          topics: name === undefined ? [] : [{ name, partitions: opts.partition }],
+          timeoutMs: ADMIN_TIMEOUT_MS,
+        });
+        if (r.errorCode !== 0) throw new CliError(`leader election failed: ${codeLine(r.errorCode, r.errorMessage)}`);
+        let failed = 0;
+        for (const t of r.topics) {
+          for (const p of t.partitions) {
+            const code = errorByCode(p.errorCode);
+            // Nothing to do is not a failure (Kafka's tool says the same).
+            if (p.errorCode !== 0 && code !== 'ELECTION_NOT_NEEDED') failed++;
+            const result = p.errorCode === 0 ? 'elected' : code === 'ELECTION_NOT_NEEDED' ? 'not needed' : codeLine(p.errorCode, p.errorMessage);
+            if (opts.json) console.log(JSON.stringify({ topic: t.name, partition: p.partition, leader: p.leaderId, result: p.errorCode === 0 ? 'ELECTED' : code, ...(p.errorMessage ? { message: p.errorMessage } : {}) }));
+            else console.log(`${t.name}-${p.partition}\tleader ${p.leaderId < 0 ? 'none' : p.leaderId}\t${result}`);
+          }
+        }
+        if (failed > 0) throw new CliError(`${failed} partition(s) could not be elected (see above)`);
       } finally {
         cluster.close();
       }

@@ -3,7 +3,7 @@
 // `raftka produce` and back out of `raftka consume` (same set, per-partition order, keys
 // on Kafka's murmur2 partition), a zstd round trip, cluster describe, one-line errors
 // with exit code 1 for bad input (an unknown command too), topic config changes with
-// alter-config, a running consumer following a leader change, and
+// alter-config, preferred leader elections, a running consumer following a leader change, and
 // `metadata dump` of the stopped leader's data dir.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -151,6 +151,18 @@ test('raftka CLI against a three-node cluster', { timeout: 150_000 }, async (t) 
   assert.equal(cd.clusterId, cluster.clusterId);
   assert.deepEqual(cd.brokers.map((b) => [b.id, b.fenced]), [[1, false], [2, false], [3, false]]);
   assert.deepEqual(cd.voters.map((v) => v.id), [1, 2, 3]);
+
+  // ── elect-leaders: every partition back on its preferred replica (or already there) ──
+  const elected = await raftka(['topics', 'elect-leaders', 'cli', '--json'], { env });
+  assert.equal(elected.code, 0, elected.stderr);
+  const er = lines(elected.stdout).map((l) => JSON.parse(l) as { topic: string; partition: number; leader: number; result: string });
+  assert.deepEqual(er.map((x) => [x.topic, x.partition]), [['cli', 0], ['cli', 1], ['cli', 2]]);
+  assert.ok(er.every((x) => x.result === 'ELECTED' || x.result === 'ELECTION_NOT_NEEDED'), elected.stdout);
+  await waitFor('every partition of cli led by its preferred replica', async () => {
+    const dd = JSON.parse((await raftka(['topics', 'describe', 'cli', '--json'], { env })).stdout) as { partitions: Array<{ partition: number; leader: number; replicas: number[] }> };
+    return er.every((x) => x.leader === dd.partitions[x.partition]!.replicas[0] && dd.partitions[x.partition]!.leader === x.leader);
+  }, 10_000, 200);
+  assertOneLineError(await raftka(['topics', 'elect-leaders', 'cli', '--partition', '7'], { env }), /^raftka topics elect-leaders: 1 partition\(s\) could not be elected/, 'elect an unknown partition');
 
   // ── bad input: one line, exit 1, quickly ──
   assertOneLineError(await raftka(['produce', 'nope'], { env, input: 'a\nb\n' }), /^raftka produce: topic "nope" does not exist$/, 'produce to an unknown topic');

@@ -101,9 +101,10 @@ const CHECKPOINT_FILE = 'partition.checkpoint';
 const DRAIN_BYTES_MAX = 1024 * 1024;
 /**
  * The tail cache (tail-cache.ts): enough for the batches appended while a follower's
- * fetch is on its way; few entries, as each may keep a whole produce request alive.
+ * fetch is on its way; counted by the memory kept alive (each entry may be a view into
+ * a whole produce request, up to the SDK's 1 MiB maxRequestSize plus framing).
  */
-const TAIL_CACHE_BYTES = 1024 * 1024;
+const TAIL_CACHE_BYTES = 2 * 1024 * 1024;
 const TAIL_CACHE_ENTRIES = 8;
 const EPOCH_FILE = 'leader-epoch-checkpoint';
 
@@ -371,10 +372,14 @@ export class PartitionLog {
     let size = this.active.size;
     const done: Array<{ p: PendingAppend; info: AppendInfo }> = [];
     let epochChanged = false;
+    const leaderWrite = work.every((p) => p.asLeader);
     const writeOut = async () => {
       if (bufs.length === 0) return;
       await this.active.append(bufs, meta, now);
-      for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!);
+      // Only leader appends: consumers and followers read from leaders, and a follower's
+      // batches are views into whole fetch responses, too much memory to keep alive.
+      if (leaderWrite) for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!);
+      else this.tail.clear();
       bufs = [];
       meta = [];
     };

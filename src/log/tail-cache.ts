@@ -6,9 +6,17 @@
 //
 // Invariant: the entries are a contiguous run of batches ending at the log end offset
 // (each entry starts where the previous ended). Every write that does not go through
-// `append` (truncation, a failed write, the cleaner's swap, a fresh start) must `clear`.
-// Bounded by bytes and by entries: an entry may be a view into a larger request buffer,
-// which it keeps alive.
+// `append` (truncation, a failed write, a follower append, the cleaner's swap, a fresh
+// start) must `clear`.
+//
+// Bounded by entries and by the bytes it keeps alive: an entry is usually a view into a
+// whole produce request, so what counts is the size of the memory behind the view, not
+// the batch's own length; a batch whose memory alone exceeds the bound is not kept.
+
+/** Bytes an entry keeps alive: the whole allocation behind the view. */
+function pinned(b: Buffer): number {
+  return Math.max(b.length, b.buffer.byteLength);
+}
 
 export interface TailEntry {
   baseOffset: number;
@@ -34,10 +42,16 @@ export class TailCache {
   append(baseOffset: number, lastOffset: number, bytes: Buffer): void {
     const last = this.entries[this.entries.length - 1];
     if (last !== undefined && this.length > 0 && baseOffset !== last.lastOffset + 1) this.clear();
+    const cost = pinned(bytes);
+    if (cost > this.bytesMax) {
+      // Not kept, and the run it would have continued is no longer the log's tail.
+      this.clear();
+      return;
+    }
     this.entries.push({ baseOffset, lastOffset, bytes });
-    this.size += bytes.length;
+    this.size += cost;
     while (this.length > 1 && (this.size > this.bytesMax || this.length > this.entriesMax)) {
-      this.size -= this.entries[this.head]!.bytes.length;
+      this.size -= pinned(this.entries[this.head]!.bytes);
       this.entries[this.head++] = undefined as unknown as TailEntry;
     }
     // Compact the array now and then instead of shifting on every eviction.

@@ -45,7 +45,13 @@ test('tail cache: answers like the log or not at all, and always from its oldest
           cache.append(b.base, b.last, b.bytes);
           next = b.last + 1;
         }
-        assert.ok(cache.length >= 1 && cache.length <= entriesMax);
+        assert.ok(cache.length <= entriesMax);
+        if (cache.length === 0) {
+          // Only when the newest batch alone is over the bound.
+          assert.ok(log[log.length - 1]!.bytes.length > bytesMax);
+          for (const r of reads) assert.equal(cache.read(r.from % (next + 1), r.maxBytes, next, r.minOne), undefined);
+          return;
+        }
         const cached = log.slice(log.length - cache.length);
         const cachedBytes = cached.reduce((s, b) => s + b.bytes.length, 0);
         assert.ok(cache.length === 1 || cachedBytes <= bytesMax, `${cachedBytes} bytes cached over ${bytesMax}`);
@@ -61,6 +67,17 @@ test('tail cache: answers like the log or not at all, and always from its oldest
       },
     ),
   );
+});
+
+test('tail cache: counts the memory a view keeps alive, not the view', () => {
+  const request = Buffer.alloc(64 * 1024);
+  const c = new TailCache(100 * 1024, 8);
+  c.append(0, 0, request.subarray(0, 100));
+  c.append(1, 1, request.subarray(100, 200));
+  assert.equal(c.length, 1, 'two views of a 64 KiB request count 128 KiB');
+  c.append(2, 2, Buffer.alloc(200 * 1024).subarray(0, 10));
+  assert.equal(c.length, 0, 'a view into more than the bound is not kept');
+  assert.equal(c.read(2, 1000, 3, true), undefined);
 });
 
 test('tail cache: a batch that does not continue the run starts it over; clear empties it', () => {

@@ -47,6 +47,8 @@ export interface RunOutcome {
   readonly reportPath: string;
   /** Keys the final reads could not read to their end (their lost writes go unseen). */
   readonly uncovered: readonly string[];
+  /** Why the final reads could not finish those keys (the last errors seen). */
+  readonly finalReadErrors: readonly string[];
   readonly summary: string;
 }
 
@@ -104,7 +106,13 @@ export function summarize(o: Omit<RunOutcome, 'summary'>): string {
     lines.push(`  ops ${s.ops} (nemesis ${s.nemesisOps}); sends ok ${s.sendsOk}, info ${s.sendsInfo + s.sendsPending}, fail ${s.sendsFail}; records acked ${s.recordsAcked}`);
     lines.push(`  polls ok ${s.pollsOk}, fail ${s.pollsFail}, info ${s.pollsInfo}; records read ${s.reads}; acked but unseen ${s.unseen}; info sends read ${s.infoRecordsRead}`);
   }
-  lines.push(`  final reads: ${o.uncovered.length === 0 ? 'every key read to its end' : `could not finish ${o.uncovered.join(', ')}`}`);
+  lines.push(
+    `  final reads: ${
+      o.uncovered.length === 0
+        ? 'every key read to its end'
+        : `could not finish ${o.uncovered.join(', ')} within ${FINAL_READS_MS / 1000} s of the heal (the cluster did not serve them: ${o.finalReadErrors.join('; ') || 'no error seen'})`
+    }`,
+  );
   const found = Object.entries(o.result.anomalies);
   if (found.length === 0) lines.push('  anomalies: none');
   for (const [name, a] of found) lines.push(`  ${name}: ${a.count}${a.examples[0] ? ` (e.g. ${a.examples[0].message})` : ''}`);
@@ -174,13 +182,13 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
     await cluster.waitReady(RECOVERY_MS);
     await sleep(AFTER_HEAL_MS);
     await workload.stop();
-    const { uncovered } = await workload.finalReads(FINAL_READS_MS);
+    const { uncovered, lastErrors: finalReadErrors } = await workload.finalReads(FINAL_READS_MS);
     const observations = await cluster.observations();
     const history = recorder.history;
     const result = check(history, observations);
     const valid = result.valid && uncovered.length === 0;
     keepLogsOnCleanup = !valid;
-    const partial = { runId, seed, schedule, valid, result, reportPath, uncovered };
+    const partial = { runId, seed, schedule, valid, result, reportPath, uncovered, finalReadErrors };
     const summary = summarize(partial);
     await writeReport(reportPath, {
       runId,
@@ -278,7 +286,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteOutcome> {
     const details = await fc.check(property, { seed, numRuns: 1 });
     if (details.failed && details.counterexample) {
       const [schedule] = details.counterexample;
-      const text = failureText(seed, schedule, tries - 1);
+      // A run that threw (the cluster never recovered) has no outcome: say why it failed.
+      const err = details.errorInstance;
+      const thrown = err === null || err === undefined || /Property failed by returning false/.test(String(err)) ? undefined : err instanceof Error ? err.message : String(err);
+      const text = failureText(seed, schedule, Math.max(0, tries - 1)) + (thrown ? `\nthe last failing run threw: ${thrown}` : '');
       print(text);
       return { valid: false, outcomes, failure: { seed, schedule, text } };
     }

@@ -419,11 +419,12 @@ export class Workload {
    * `final-reads` for the keys it covered. Keys it could not cover before `deadlineMs`
    * are left out (and returned), so the checker never treats an unread key as read.
    */
-  async finalReads(deadlineMs: number): Promise<{ covered: Key[]; uncovered: Key[] }> {
+  async finalReads(deadlineMs: number): Promise<{ covered: Key[]; uncovered: Key[]; lastErrors: string[] }> {
     const { recorder, keys } = this.opts;
     const process = this.finalReaderProcess;
     const cache = new LeaderCache(this.opts.bootstrap, 3000);
     const deadline = Date.now() + deadlineMs;
+    let lastErrors: string[] = [];
     try {
       recorder.invoke(process, 'assign', [...keys], { seekToBeginning: true });
       const positions = new Map<Key, Offset>(keys.map((k) => [k, 0]));
@@ -431,7 +432,7 @@ export class Workload {
       const ends = new Map<Key, Offset>();
       while (ends.size < keys.length && Date.now() < deadline) {
         await cache.refresh(this.topics, true);
-        await this.endOffsets(cache, keys.filter((k) => !ends.has(k)), ends);
+        lastErrors = await this.endOffsets(cache, keys.filter((k) => !ends.has(k)), ends);
         if (ends.size < keys.length) await sleep(200);
       }
       const covered = new Set<Key>();
@@ -450,6 +451,7 @@ export class Workload {
           positions.set(k, rs[rs.length - 1]![0] + 1);
         }
         const error = out.errors.length > 0 ? { error: out.errors.slice(0, 5) } : {};
+        if (out.errors.length > 0) lastErrors = out.errors.slice(0, 5);
         if (out.answered.size === 0) recorder.complete(process, 'fail', 'poll', null, error);
         else recorder.complete(process, 'ok', 'poll', value as PollResult, error);
         for (const [k, o] of positions) if (ends.has(k) && o >= ends.get(k)!) covered.add(k);
@@ -460,27 +462,38 @@ export class Workload {
       const coveredKeys = keys.filter((k) => covered.has(k));
       recorder.invoke(process, 'final-reads', coveredKeys);
       recorder.complete(process, 'ok', 'final-reads', coveredKeys);
-      return { covered: coveredKeys, uncovered: keys.filter((k) => !covered.has(k)) };
+      const uncovered = keys.filter((k) => !covered.has(k));
+      return { covered: coveredKeys, uncovered, lastErrors: uncovered.length > 0 ? lastErrors : [] };
     } finally {
       cache.close();
     }
   }
 
-  private async endOffsets(cache: LeaderCache, keys: readonly Key[], into: Map<Key, Offset>): Promise<void> {
+  /** Fills `into` with the end offsets it could learn; returns why the others failed. */
+  private async endOffsets(cache: LeaderCache, keys: readonly Key[], into: Map<Key, Offset>): Promise<string[]> {
+    const errors: string[] = [];
     await Promise.all(
       keys.map(async (k) => {
         const addr = cache.leaderAddress(k);
-        if (addr === undefined) return;
+        if (addr === undefined) {
+          errors.push(`${k}: no leader known`);
+          return;
+        }
         const { topic, partition } = splitKey(k);
         try {
           const r = await cache.client(addr).listOffsets({ topics: [{ name: topic, partitions: [{ partition, timestamp: -1 }] }] });
           const p = r.topics[0]?.partitions[0];
           if (r.errorCode === 0 && p && p.errorCode === 0) into.set(k, p.offset);
-          else cache.forget(k);
-        } catch {
+          else {
+            errors.push(`${k}: list offsets error ${p?.errorCode ?? r.errorCode} ${p?.errorMessage ?? r.errorMessage}`);
+            cache.forget(k);
+          }
+        } catch (e) {
+          errors.push(`${k}: ${errorJson(e)}`);
           cache.forget(k);
         }
       }),
     );
+    return errors;
   }
 }

@@ -1,7 +1,8 @@
 // A throwaway three-node cluster of real processes for trying the perf tools and for
 // profiling: `node --import tsx scripts/bench-support/cluster.ts [--cpu-prof DIR]
 // [--topic NAME:PARTITIONS ...]` (with PERF_HEAP_PROF=1, DIR gets allocation samples
-// from heap-sampler.mjs instead of CPU profiles). Prints the bootstrap list on stdout once every broker
+// from heap-sampler.mjs instead of CPU profiles; with PERF_LOOP_MON=1, event loop delay
+// and GC pauses from loop-monitor.mjs). Prints the bootstrap list on stdout once every broker
 // is unfenced and the topics exist; SIGINT/SIGTERM stops the nodes with a controlled
 // shutdown (so --cpu-prof profiles get written) and removes the data.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,8 @@ const topics = args.flatMap((a, i) => (args[i - 1] === '--topic' ? [a] : [])).ma
   const [name, parts] = t.split(':');
   return { name: name!, numPartitions: Number(parts ?? 6), replicationFactor: 3 };
 });
+/** Extra node flags for the brokers (PERF_NODE_FLAGS, space-separated), to try V8 settings. */
+const extraFlags = (process.env.PERF_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const root = mkdtempSync(join(tmpdir(), 'raftka-perf-cluster-'));
 const ports = await freePorts(6);
 const cluster = ProcessCluster.prepare({
@@ -28,7 +31,9 @@ const cluster = ProcessCluster.prepare({
   ...(profDir
     ? process.env.PERF_HEAP_PROF
       ? { nodeArgs: ['--import', fileURLToPath(new URL('./heap-sampler.mjs', import.meta.url))], env: { RAFTKA_HEAP_SAMPLE_DIR: profDir } }
-      : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] }
+      : process.env.PERF_LOOP_MON
+        ? { nodeArgs: [...extraFlags, '--import', fileURLToPath(new URL('./loop-monitor.mjs', import.meta.url))], env: { RAFTKA_LOOP_DIR: profDir } }
+        : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] }
     : {}),
 });
 let stopping = false;

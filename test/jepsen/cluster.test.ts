@@ -1,8 +1,10 @@
 // Multi-process: the Jepsen cluster's faults act on real node processes and real links.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startProcessJepsenCluster, type ProcessJepsenCluster } from '../../src/jepsen/cluster.ts';
 import { checkControllers, checkMetadataLogs, checkReplicas } from '../../src/jepsen/checker.ts';
 import { readReplicaLog, replicaImages } from '../../src/jepsen/observations.ts';
@@ -210,4 +212,28 @@ test('jepsen cluster: power loss cuts segment files to their fsynced lengths and
   assert.ok(rejoined.isr.length === 3);
   // Its log was refilled from the new leader: the cut records are back.
   await waitFor('the cut bytes replicated back', () => statSync(seg).size >= before, 20_000, 100);
+});
+
+test('Ctrl-C on the owning process kills every node of a jepsen cluster', async (t) => {
+  const root = tempDir(t, 'raftka-jepsen-sigint-');
+  const module = fileURLToPath(new URL('../../src/jepsen/cluster.ts', import.meta.url));
+  const script = `
+    import { startProcessJepsenCluster } from ${JSON.stringify(module)};
+    const c = await startProcessJepsenCluster({ nodes: 2, root: ${JSON.stringify(root)} });
+    console.log(JSON.stringify(c.nodeIds.map((id) => c.pid(id))));
+    setInterval(() => undefined, 1000);
+  `;
+  const owner = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  owner.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => owner.once('exit', (code) => resolve(code)));
+  defer(t, () => {
+    if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
+  });
+  const pids = await waitFor('the node pids', () => (out.includes(']') ? (JSON.parse(out.trim().split('\n')[0]!) as number[]) : undefined), 30_000);
+  assert.equal(pids.length, 2);
+  assert.ok(pids.every(alive));
+  owner.kill('SIGINT');
+  assert.equal(await exited, 130, 'exits like an interrupted process');
+  await waitFor('every node gone', () => pids.every((p) => !alive(p)), 10_000);
 });

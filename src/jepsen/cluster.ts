@@ -385,6 +385,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
         const r = await this.ask(p.leaderId, (c) => c.listOffsets({ topics: [{ name: t.name, partitions: [{ partition: p.partition, timestamp: -1 }] }] }));
         const o = r?.topics[0]?.partitions[0];
         if (o && o.errorCode === 0) partitions.push({ topic: t.name, partition: p.partition, leader: p.leaderId, isr: p.isr, hw: o.offset });
+        else this.log.warn({ key: `${t.name}-${p.partition}`, leader: p.leaderId, error: o?.errorMessage ?? 'no answer' }, 'no high watermark from the leader; replicas of this partition not compared');
       }
     }
     // SIGKILL, all at once: a controlled shutdown would move leaderships and append

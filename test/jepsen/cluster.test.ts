@@ -123,7 +123,21 @@ test('jepsen cluster: clients only see proxies; isolating the controller elects 
   await produce(5);
   await producer.disconnect();
 
+  // One-way holds the bytes from 1 to 2 on both nodes' connections; clients cut separately.
+  await cluster.cut([[1, 2]], 'one-way');
+  await cluster.cut([['clients', 3]]);
+  const modes = cluster.linkModes();
+  assert.equal(modes['1->2 raft'], 'to-client-only');
+  assert.equal(modes['1->2 replication'], 'to-client-only');
+  assert.equal(modes['2->1 raft'], 'to-target-only');
+  assert.equal(modes['clients->3'], 'drop');
+  assert.deepEqual(Object.entries(modes).filter(([, m]) => m !== 'pass').map(([k]) => k).sort(), ['1->2 raft', '1->2 replication', '2->1 raft', '2->1 replication', 'clients->3']);
+  await cluster.cut([[2, 1]], 'one-way');
+  assert.equal(cluster.linkModes()['1->2 raft'], 'drop', 'both directions held now');
+  await assert.rejects(cluster.cut([[1, 9]]), /no node 9/);
+
   await cluster.healAll();
+  assert.ok(Object.values(cluster.linkModes()).every((m) => m === 'pass'));
   await cluster.waitReady(30_000);
   const obs = await cluster.observations();
   assert.ok(obs.controllerEvents!.some((e) => e.node === ctl), 'the first controller was logged');

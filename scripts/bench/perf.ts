@@ -14,7 +14,7 @@
 // and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
 // (default 1: a full run takes about 3 minutes here). --cpu-prof DIR runs the brokers
 // under `node --cpu-prof` (profiles written at their controlled shutdown).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -42,6 +42,12 @@ const BATCH_BYTES = 64 * 1024;
  * at most 5 idempotent requests in flight per broker).
  */
 const LATENCY_LINGER_MS = 1;
+/**
+ * Bytes per partition per consumer fetch: Kafka's max.partition.fetch.bytes default.
+ * 8 MiB measured no faster here and cost the brokers ~100 MB more peak RSS (six 8 MiB
+ * reads and their encoded responses in flight).
+ */
+const FETCH_PARTITION_BYTES = 1 << 20;
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 function arg(args: string[], name: string): string | undefined {
@@ -205,6 +211,16 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const t0 = performance.now();
   const step = (msg: string) => ctx.progress(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${msg}`);
   const onProgress = (verb: string) => (p: Parameters<typeof progressLine>[0]) => ctx.progress(`    ${progressLine(p, verb)}`);
+  // Dirty pages from the run before are written back first (sync), so each run starts
+  // from a quiet disk: otherwise the kernel's writeback of a throughput run's gigabyte
+  // lands in the next run's fdatasyncs.
+  const settle = async () => {
+    const t = performance.now();
+    execFileSync('sync');
+    const ms = performance.now() - t;
+    if (ms > 200) step(`  (sync: ${ms.toFixed(0)} ms of writeback before the next run)`);
+    await new Promise((r) => setTimeout(r, 200));
+  };
   const common = { bootstrap, acks: -1, compression: 'none' as const, batchSize: BATCH_BYTES, lingerMs: 5, producers, payloadJson: false, stamp: false };
   try {
     step('baselines: disk, fdatasync, TCP, grpc-js stream');
@@ -219,33 +235,43 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     cluster.startAll();
     await cluster.waitReady(60_000, 50);
     const admin = new RawClient(bootstrap[0]!);
-    const topics = ['p100', 'p1k', 'lat', 'e2e', 'lz4'];
+    const topics = ['warm', 'p100', 'p1k', 'lat', 'e2e', 'lz4'];
     const created = await admin.createTopics({ topics: topics.map((name) => ({ name, numPartitions: PARTITIONS, replicationFactor: 3 })), timeoutMs: 30_000 });
     admin.close();
     for (const t of created.topics) if (t.errorCode !== 0) throw new Error(`create topic ${t.name}: error ${t.errorCode} ${t.errorMessage}`);
 
-    if (want('produce100')) {
-      step(`produce 100 B records, as fast as they go (${n(2_000_000)} records)`);
-      runs.produce100 = await producePerf({ ...common, topic: 'p100', numRecords: n(2_000_000), recordSize: 100, throughput: -1, onProgress: onProgress('sent') });
-    }
-    if (want('produce1k')) {
-      step(`produce 1 KiB records, as fast as they go (${n(400_000)} records)`);
-      runs.produce1k = await producePerf({ ...common, topic: 'p1k', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
-    }
+    // Warm up (JIT, connections, segment files) so the first measured run, the latency
+    // run, does not pay for it.
+    step('warm-up: 50,000 records of 1 KiB, not measured');
+    await producePerf({ ...common, topic: 'warm', numRecords: n(50_000), recordSize: 1024, throughput: -1 });
+    await settle();
     if (want('latency')) {
       step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records)`);
       runs.produceLat = await producePerf({ ...common, producers: 1, lingerMs: LATENCY_LINGER_MS, topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
     }
-    if (want('consume') && runs.produce1k) {
-      step('consume the 1 KiB topic, one member');
-      runs.consume1 = await consumePerf({ bootstrap, topic: 'p1k', members: 1, fetchMaxBytes: 8 << 20, timeoutMs: 10_000, onProgress: onProgress('read') });
-      step('consume the 1 KiB topic, three members (worker threads)');
-      runs.consume3 = await consumePerf({ bootstrap, topic: 'p1k', members: 3, fetchMaxBytes: 8 << 20, timeoutMs: 10_000, onProgress: onProgress('read') });
-    }
+    await settle();
     if (want('e2e')) {
       step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 1 ms (${n(50_000)} records)`);
       runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: LATENCY_LINGER_MS, timeoutMs: 10_000, onProgress: onProgress('read') });
     }
+    await settle();
+    if (want('produce100')) {
+      step(`produce 100 B records, as fast as they go (${n(2_000_000)} records)`);
+      runs.produce100 = await producePerf({ ...common, topic: 'p100', numRecords: n(2_000_000), recordSize: 100, throughput: -1, onProgress: onProgress('sent') });
+    }
+    await settle();
+    if (want('produce1k')) {
+      step(`produce 1 KiB records, as fast as they go (${n(400_000)} records)`);
+      runs.produce1k = await producePerf({ ...common, topic: 'p1k', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
+    }
+    await settle();
+    if (want('consume') && runs.produce1k) {
+      step('consume the 1 KiB topic, one member');
+      runs.consume1 = await consumePerf({ bootstrap, topic: 'p1k', members: 1, fetchMaxBytes: FETCH_PARTITION_BYTES, timeoutMs: 10_000, onProgress: onProgress('read') });
+      step('consume the 1 KiB topic, three members (worker threads)');
+      runs.consume3 = await consumePerf({ bootstrap, topic: 'p1k', members: 3, fetchMaxBytes: FETCH_PARTITION_BYTES, timeoutMs: 10_000, onProgress: onProgress('read') });
+    }
+    await settle();
     if (want('lz4')) {
       step(`produce lz4 on compressible 1 KiB JSON values (${n(400_000)} records)`);
       runs.lz4 = await producePerf({ ...common, compression: 'lz4', payloadJson: true, topic: 'lz4', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });

@@ -132,7 +132,7 @@ export function registerPerfCommands(program: Command): void {
     .option('--members <n>', 'consumer members sharing the partitions (assign mode: dealt round-robin)', intArg(1, 64), 1)
     .option('-g, --group <id>', 'consume as a consumer group (needs the SDK consumer; not available yet)')
     .option('--no-worker-threads', 'run every member on the main thread (default: one worker thread each when --members > 1)')
-    .option('--fetch-max-bytes <bytes>', 'bytes per partition per fetch', intArg(1024, 64 << 20), 8 << 20)
+    .option('--fetch-max-bytes <bytes>', "bytes per partition per fetch (Kafka's max.partition.fetch.bytes)", intArg(1024, 64 << 20), 1 << 20)
     .option('--timeout-ms <ms>', 'give up when no record arrived for this long', intArg(1), 10_000)
     .option('--json', 'print the summary as one JSON object on the last stdout line');
   bootstrapOption(consume);

@@ -19,26 +19,31 @@ export interface Bar {
 
 /** Horizontal bars on a log scale (baselines run orders of magnitude apart). */
 export function barChart(title: string, unit: string, bars: Bar[]): Promise<string> {
+  const values = bars.filter((b) => Number.isFinite(b.value) && b.value > 0);
+  // A log scale needs a domain clear of zero (bars would start at 0): whole decades.
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...values.map((b) => b.value), 1)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...values.map((b) => b.value), 10)));
+  const x = { field: 'value', type: 'quantitative' as const, scale: { type: 'log' as const, domain: [lo, hi] } };
   return render({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     width: 520,
     height: { step: 26 },
-    data: { values: bars.filter((b) => Number.isFinite(b.value) && b.value > 0) },
+    data: { values },
     layer: [
       {
         mark: { type: 'bar' },
         encoding: {
           y: { field: 'label', type: 'nominal', sort: null, title: null, axis: { labelLimit: 260 } },
-          x: { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: unit },
-          color: { field: 'kind', type: 'nominal', title: null, scale: { range: ['#4c78a8', '#bab0ac', '#f58518'] } },
+          x: { ...x, title: unit, axis: { grid: true, format: '~s' } },
+          color: { field: 'kind', type: 'nominal', title: null, scale: { range: ['#bab0ac', '#4c78a8'] }, legend: { orient: 'bottom' } },
         },
       },
       {
         mark: { type: 'text', align: 'left', dx: 4 },
         encoding: {
           y: { field: 'label', type: 'nominal', sort: null },
-          x: { field: 'value', type: 'quantitative', scale: { type: 'log' } },
+          x,
           text: { field: 'value', type: 'quantitative', format: ',.1f' },
         },
       },
@@ -65,7 +70,7 @@ export function latencyChart(title: string, series: LatencySeries[]): Promise<st
     encoding: {
       x: { field: 'percentile', type: 'ordinal', sort: order, title: 'percentile' },
       y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
-      color: { field: 'series', type: 'nominal', title: null },
+      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 400 } },
     },
   });
 }

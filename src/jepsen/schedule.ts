@@ -96,7 +96,7 @@ function toStep(d: DrawnFault, atMs: number, durationMs: number): FaultStep {
 export function scheduleArbitrary(opts: ScheduleOptions): fc.Arbitrary<Schedule> {
   // Enough draws to fill the run with faults (layOut drops what does not fit): a long run
   // must not go quiet after its first few faults.
-  const minFaults = Math.max(1, Math.floor(opts.timeMs / 8000));
+  const minFaults = Math.max(1, Math.floor(opts.timeMs / 5000));
   const maxFaults = Math.max(minFaults, Math.floor(opts.timeMs / 2500));
   const faults =
     opts.kinds.length === 0
@@ -108,7 +108,8 @@ export function scheduleArbitrary(opts: ScheduleOptions): fc.Arbitrary<Schedule>
     producers: fc.integer({ min: 1, max: 3 }),
     consumers: fc.integer({ min: 1, max: 2 }),
     faults,
-  });
+    // A plain object whatever prototype fc.record gives, so a schedule equals its JSON.
+  }).map((s): Schedule => ({ topics: s.topics, partitions: s.partitions, producers: s.producers, consumers: s.consumers, faults: s.faults }));
 }
 
 /**

@@ -7,10 +7,10 @@ import { assertProperty } from '../support/property.ts';
 import { RateSchedule } from '../../src/perf/rate.ts';
 import { split } from '../../src/perf/produce.ts';
 import { allot, dealPartitions } from '../../src/perf/consume.ts';
-import { countBatches } from '../../src/perf/consumer-load.ts';
+import { countBatches, forEachStamp } from '../../src/perf/consumer-load.ts';
 import { LatencyRecorder, summarizeEncoded } from '../../src/perf/latency.ts';
 import { readStamp, stampedValue, valuePool } from '../../src/perf/payload.ts';
-import { buildBatch, setBaseOffset } from '../../src/log/batch.ts';
+import { buildBatch, decodeRecords, setBaseOffset } from '../../src/log/batch.ts';
 import { compressBatch } from '../../src/client/codecs.ts';
 
 test('rate schedule: record i is due at start + i/rate, never more than the total', async () => {
@@ -106,4 +106,34 @@ test('payloads: exact sizes, distinct plain values, JSON that parses in part, st
   assert.equal(readStamp(s), 1_700_000_000_123.456);
   assert.equal(readStamp(Buffer.alloc(4)), undefined);
   assert.throws(() => valuePool(-1, false), RangeError);
+});
+
+test('forEachStamp reads every send stamp in place, as a full decode would, whatever the keys and headers', async () => {
+  await assertProperty(
+    'stamps read in place match decodeRecords',
+    fc.property(
+      fc.array(
+        fc.record({
+          at: fc.double({ min: 1e12, max: 2e12, noNaN: true }),
+          key: fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }),
+          extra: fc.nat({ max: 2000 }),
+          headers: fc.array(fc.record({ key: fc.string({ maxLength: 10 }), value: fc.uint8Array({ maxLength: 50 }) }), { maxLength: 3 }),
+        }),
+        { minLength: 1, maxLength: 30 },
+      ),
+      (recs) => {
+        const batch = buildBatch(
+          recs.map((r) => ({
+            key: r.key === null ? null : Buffer.from(r.key),
+            value: stampedValue(Buffer.alloc(8 + r.extra, 1), r.at),
+            headers: r.headers.map((h) => ({ key: h.key, value: Buffer.from(h.value) })),
+          })),
+        );
+        const got: number[] = [];
+        forEachStamp(batch, (at) => got.push(at));
+        assert.deepEqual(got, decodeRecords(batch).map((r) => readStamp(r.value)));
+        assert.deepEqual(got, recs.map((r) => r.at));
+      },
+    ),
+  );
 });

@@ -509,10 +509,18 @@ export const startJepsenCluster: StartJepsenCluster = async (opts: JepsenCluster
   const fetchProxies = new Map<string, ProxyState>();
   const clientProxies = new Map<number, ProxyState>();
   const all: FaultProxy[] = [];
+  // The node ports are free but not held until the nodes bind them: a proxy listening on
+  // port 0 could be handed one. Such a proxy is kept open (so the next one gets another
+  // port) and closed once every proxy has its own.
+  const reserved = new Set(ports);
+  const misses: FaultProxy[] = [];
   const proxy = async (target: string, name: string): Promise<ProxyState> => {
-    const p = await FaultProxy.start({ target, name, logger });
-    all.push(p);
-    return { proxy: p, toTarget: false, toClient: false };
+    for (;;) {
+      const p = await FaultProxy.start({ target, name, logger });
+      all.push(p);
+      if (!reserved.has(p.port)) return { proxy: p, toTarget: false, toClient: false };
+      misses.push(p);
+    }
   };
   try {
     for (const [i, b] of ids.entries()) {
@@ -523,6 +531,7 @@ export const startJepsenCluster: StartJepsenCluster = async (opts: JepsenCluster
         fetchProxies.set(`${a}->${b}`, await proxy(`127.0.0.1:${replicationPorts[i]}`, `${a}->${b} replication`));
       }
     }
+    await Promise.all(misses.map((p) => p.close()));
     const nodeOverrides: Record<number, Record<string, string>> = {};
     for (const [i, id] of ids.entries()) {
       nodeOverrides[id] = {

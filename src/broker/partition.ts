@@ -31,6 +31,9 @@ export interface ProducerStateOptions {
   readonly clock?: Clock;
 }
 
+/** An empty records field (zero length: nothing can write into it, so one is shared). */
+const NO_RECORDS = Buffer.alloc(0);
+
 /** How many bytes of log one rebuild read takes. */
 const REPLAY_READ_BYTES = 1024 * 1024;
 
@@ -375,30 +378,45 @@ export class Partition {
     p: ReplicaFetchPartition,
     nowMs: number,
   ): Promise<{ response: ReplicaFetchPartitionResponse; hwAdvanced: boolean; isrChange: IsrChange | undefined }> {
-    const base = { topicId: this.tp.topicId, partition: this.tp.partition, records: Buffer.alloc(0) };
-    const fail = (errorCode: number) => ({
-      response: { ...base, errorCode, highWatermark: -1, logStartOffset: -1, logEndOffset: -1 },
-      hwAdvanced: false,
-      isrChange: undefined,
-    });
-    if (this._role.kind !== 'leader') return fail(ERRORS.NOT_LEADER_OR_FOLLOWER.code);
+    // Called for every partition of every replica fetch (a follower's long poll carries
+    // all the partitions it follows from this leader, and wakes for any of them), so it
+    // creates no closures (tsx's keepNames wraps each in a defineProperty call) and skips
+    // the read when the follower already has everything.
+    if (this._role.kind !== 'leader') return this.followerFetchError(ERRORS.NOT_LEADER_OR_FOLLOWER.code);
     const state = this._role.state;
-    if (p.currentLeaderEpoch < state.leaderEpoch) return fail(ERRORS.FENCED_LEADER_EPOCH.code);
-    if (p.currentLeaderEpoch > state.leaderEpoch) return fail(ERRORS.UNKNOWN_LEADER_EPOCH.code);
-    if (!state.isReplica(replicaId)) return fail(ERRORS.NOT_LEADER_OR_FOLLOWER.code);
-    const info = () => ({ highWatermark: state.highWatermark, logStartOffset: this.log.logStartOffset, logEndOffset: this.log.logEndOffset });
+    if (p.currentLeaderEpoch < state.leaderEpoch) return this.followerFetchError(ERRORS.FENCED_LEADER_EPOCH.code);
+    if (p.currentLeaderEpoch > state.leaderEpoch) return this.followerFetchError(ERRORS.UNKNOWN_LEADER_EPOCH.code);
+    if (!state.isReplica(replicaId)) return this.followerFetchError(ERRORS.NOT_LEADER_OR_FOLLOWER.code);
     if (p.lastFetchedEpoch >= 0 && p.fetchOffset > 0) {
       const end = this.log.endOffsetForEpoch(p.lastFetchedEpoch);
       if (end.epoch !== p.lastFetchedEpoch || end.endOffset < p.fetchOffset) {
-        return { response: { ...base, errorCode: 0, ...info(), divergingEpoch: end }, hwAdvanced: false, isrChange: undefined };
+        return { response: this.followerResponse(0, state.highWatermark, NO_RECORDS, end), hwAdvanced: false, isrChange: undefined };
       }
     }
     if (p.fetchOffset < this.log.logStartOffset || p.fetchOffset > this.log.logEndOffset) {
-      return { response: { ...base, errorCode: ERRORS.OFFSET_OUT_OF_RANGE.code, ...info() }, hwAdvanced: false, isrChange: undefined };
+      return { response: this.followerResponse(ERRORS.OFFSET_OUT_OF_RANGE.code, state.highWatermark, NO_RECORDS), hwAdvanced: false, isrChange: undefined };
     }
     const { highWatermarkAdvanced, isrChange } = state.onFollowerFetch(replicaId, p.fetchOffset, p.flushedOffset, nowMs);
-    const r = await this.log.read(p.fetchOffset, p.maxBytes);
-    return { response: { ...base, errorCode: 0, ...info(), records: r.records }, hwAdvanced: highWatermarkAdvanced, isrChange };
+    const records = p.fetchOffset === this.log.logEndOffset ? NO_RECORDS : (await this.log.read(p.fetchOffset, p.maxBytes)).records;
+    return { response: this.followerResponse(0, state.highWatermark, records), hwAdvanced: highWatermarkAdvanced, isrChange };
+  }
+
+  private followerResponse(
+    errorCode: number,
+    highWatermark: number,
+    records: Buffer,
+    divergingEpoch?: { epoch: number; endOffset: number },
+  ): ReplicaFetchPartitionResponse {
+    const base = { topicId: this.tp.topicId, partition: this.tp.partition, errorCode, highWatermark, logStartOffset: this.log.logStartOffset, logEndOffset: this.log.logEndOffset, records };
+    return divergingEpoch ? { ...base, divergingEpoch } : base;
+  }
+
+  private followerFetchError(errorCode: number): { response: ReplicaFetchPartitionResponse; hwAdvanced: boolean; isrChange: undefined } {
+    return {
+      response: { topicId: this.tp.topicId, partition: this.tp.partition, records: NO_RECORDS, errorCode, highWatermark: -1, logStartOffset: -1, logEndOffset: -1 },
+      hwAdvanced: false,
+      isrChange: undefined,
+    };
   }
 
   /**

@@ -373,16 +373,6 @@ export class PartitionLog {
     const done: Array<{ p: PendingAppend; info: AppendInfo }> = [];
     let epochChanged = false;
     const leaderWrite = work.every((p) => p.asLeader);
-    const writeOut = async () => {
-      if (bufs.length === 0) return;
-      await this.active.append(bufs, meta, now);
-      // Only leader appends: consumers and followers read from leaders, and a follower's
-      // batches are views into whole fetch responses, too much memory to keep alive.
-      if (leaderWrite) for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!);
-      else this.tail.clear();
-      bufs = [];
-      meta = [];
-    };
     try {
       for (const p of work) {
         let next = meta.length > 0 ? meta[meta.length - 1]!.lastOffset + 1 : this.active.nextOffset;
@@ -422,7 +412,9 @@ export class PartitionLog {
           }
           const h = readBatchHeader(bytes);
           if (this.shouldRoll(size, b.size, now)) {
-            await writeOut();
+            await this.writeOut(bufs, meta, now, leaderWrite);
+            bufs = [];
+            meta = [];
             await this.roll(h.baseOffset);
             size = 0;
           }
@@ -438,7 +430,7 @@ export class PartitionLog {
         }
         done.push({ p, info: { firstOffset: first, lastOffset: last, maxTimestamp: maxTs, logAppendTimeMs: appendTime, batchCount: p.batches.length, recordCount, bytes: p.buf.length } });
       }
-      await writeOut();
+      await this.writeOut(bufs, meta, now, leaderWrite);
       if (epochChanged) await this.epochs.persist();
     } catch (e) {
       this.logger.error({ err: e }, 'append failed');
@@ -455,6 +447,16 @@ export class PartitionLog {
     // while that write is in the kernel.
     if (this.pending.length > 0) setImmediate(() => { for (const d of done) d.p.resolve(d.info); });
     else for (const d of done) d.p.resolve(d.info);
+  }
+
+  /** Writes what a drain gathered to the active segment (a method, not a closure per drain: see readForFollower in broker/partition.ts). */
+  private async writeOut(bufs: Buffer[], meta: AppendedBatch[], now: number, leaderWrite: boolean): Promise<void> {
+    if (bufs.length === 0) return;
+    await this.active.append(bufs, meta, now);
+    // Only leader appends: consumers and followers read from leaders, and a follower's
+    // batches are views into whole fetch responses, too much memory to keep alive.
+    if (leaderWrite) for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!);
+    else this.tail.clear();
   }
 
   private shouldRoll(size: number, batchSize: number, now: number): boolean {

@@ -41,6 +41,7 @@ export const NODE_CONFIG_DEFS = {
   'test.fsync.ledger': stringDef('', 'Test only: file recording each segment file\'s last fsynced length (power-loss simulation)'),
   'test.clock.control': stringDef('', 'Test only: file holding the wall-clock skew in ms, re-read while running (clock faults)'),
   'test.replication.peer.addresses': stringDef('', 'Test only: ID@HOST:PORT,… replica fetch addresses overriding the advertised ones (fault proxies)'),
+  'test.ports.file': stringDef('', 'Test only: file the node writes its bound listener ports to (JSON) once all listen'),
 } as const;
 
 export type NodeConfig = ConfigOf<typeof NODE_CONFIG_DEFS>;

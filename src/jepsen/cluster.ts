@@ -8,6 +8,10 @@
 // still go through it. The harness itself (readiness, controller and leader lookups)
 // talks to the nodes directly: it observes, it is not a client.
 //
+// Nodes listen on port 0 and publish the ports they got (`test.ports.file`); every start
+// points the proxies towards that node at its new ports, and while it is down they
+// refuse connections, as its host would.
+//
 // Cut semantics, for a directed link from → to:
 // - `drop`: the connections `from` opens to `to` stall both ways (to's own connections
 //   to `from` are a separate link).
@@ -21,8 +25,8 @@ import { pino } from 'pino';
 import { RaftkaError } from '../common/errors.ts';
 import { componentLogger, createLogger, type Logger } from '../common/logger.ts';
 import { RawClient } from '../client/raw-client.ts';
-import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../node/process-cluster.ts';
-import { cutToFsyncedLengths, readClockAck, writeClockControl, type PowerLossCut } from '../node/test-hooks.ts';
+import { DEV_OVERRIDES, ProcessCluster } from '../node/process-cluster.ts';
+import { cutToFsyncedLengths, readClockAck, readPortsFile, writeClockControl, type PortsFile, type PowerLossCut } from '../node/test-hooks.ts';
 import type { DescribeClusterResponse, MetadataResponse } from '../proto/raftka.ts';
 import type { ClusterObservations, PartitionReplicas, VoterLog } from './checker.ts';
 import type { JepsenCluster, JepsenClusterOptions, StartJepsenCluster } from './fault-api.ts';
@@ -100,6 +104,8 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
   private cuts: PowerLossCut[] = [];
   private stopping: Promise<void> | undefined;
   private readonly onSigint = () => this.emergencyStop();
+  /** The ports each running node listens on (learned at its start). */
+  private readonly ports = new Map<number, PortsFile>();
 
   constructor(
     readonly root: string,
@@ -171,12 +177,10 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     return this.nodeIds.filter((id) => this.pc.isRunning(id) && !this.paused.has(id));
   }
 
-  private directAddress(id: number): string {
-    return this.pc.clientAddress(id);
-  }
-
   private async ask<T>(id: number, f: (c: RawClient) => Promise<T>, timeoutMs = 1500): Promise<T | undefined> {
-    const c = new RawClient(this.directAddress(id), { timeoutMs });
+    const port = this.ports.get(id)?.CLIENT;
+    if (port === undefined) return undefined;
+    const c = new RawClient(`127.0.0.1:${port}`, { timeoutMs });
     try {
       return await f(c);
     } catch {
@@ -245,14 +249,42 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     this.paused.delete(id);
   }
 
+  /** Points every proxy towards node `id` at its current ports, or at nothing while it is down. */
+  private retarget(id: number, ports: PortsFile | undefined): void {
+    const at = (port: number | undefined) => (port === undefined ? undefined : `127.0.0.1:${port}`);
+    if (ports) this.ports.set(id, ports);
+    else this.ports.delete(id);
+    this.clientProxies.get(id)!.proxy.setTarget(at(ports?.CLIENT));
+    for (const a of this.nodeIds) {
+      this.raftProxies.get(`${a}->${id}`)?.proxy.setTarget(at(ports?.CONTROLLER));
+      this.fetchProxies.get(`${a}->${id}`)?.proxy.setTarget(at(ports?.REPLICATION));
+    }
+  }
+
+  /** Spawns node `id` and waits until it listens (it publishes its ports), at most 60 s. */
   async start(id: number): Promise<void> {
     this.checkId(id);
     if (this.pc.isRunning(id)) return;
     const child: ChildProcess = this.pc.start(id);
+    child.once('exit', () => {
+      if (this.pc.procs.get(id) === child) this.retarget(id, undefined);
+    });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
+    const path = join(this.root, `node-${id}.ports`);
+    let ports: PortsFile | undefined;
+    await until(
+      `node ${id} (pid ${child.pid}) to listen`,
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`node ${id} exited (${child.exitCode ?? child.signalCode}) while starting; see ${this.logPath(id)}:\n${this.pc.logTail(id, 20)}`);
+        ports = readPortsFile(path);
+        return ports?.pid === child.pid;
+      },
+      60_000,
+    );
+    this.retarget(id, ports);
   }
 
   async pause(id: number): Promise<void> {
@@ -501,55 +533,48 @@ export const startJepsenCluster: StartJepsenCluster = async (opts: JepsenCluster
   };
   const log = componentLogger(logger, 'jepsen-cluster');
   const ids = Array.from({ length: n }, (_, i) => i + 1);
-  const ports = await freePorts(3 * n);
-  const clientPorts = ports.slice(0, n);
-  const controllerPorts = ports.slice(n, 2 * n);
-  const replicationPorts = ports.slice(2 * n);
   const raftProxies = new Map<string, ProxyState>();
   const fetchProxies = new Map<string, ProxyState>();
   const clientProxies = new Map<number, ProxyState>();
   const all: FaultProxy[] = [];
-  // The node ports are free but not held until the nodes bind them: a proxy listening on
-  // port 0 could be handed one. Such a proxy is kept open (so the next one gets another
-  // port) and closed once every proxy has its own.
-  const reserved = new Set(ports);
-  const misses: FaultProxy[] = [];
-  const proxy = async (target: string, name: string): Promise<ProxyState> => {
-    for (;;) {
-      const p = await FaultProxy.start({ target, name, logger });
-      all.push(p);
-      if (!reserved.has(p.port)) return { proxy: p, toTarget: false, toClient: false };
-      misses.push(p);
-    }
+  // Targets are set when each node has started and published its ports.
+  const proxy = async (name: string): Promise<ProxyState> => {
+    const p = await FaultProxy.start({ target: undefined, name, logger });
+    all.push(p);
+    return { proxy: p, toTarget: false, toClient: false };
   };
   try {
-    for (const [i, b] of ids.entries()) {
-      clientProxies.set(b, await proxy(`127.0.0.1:${clientPorts[i]}`, `clients->${b}`));
+    for (const b of ids) {
+      clientProxies.set(b, await proxy(`clients->${b}`));
       for (const a of ids) {
-        if (a === b) continue;
-        raftProxies.set(`${a}->${b}`, await proxy(`127.0.0.1:${controllerPorts[i]}`, `${a}->${b} raft`));
-        fetchProxies.set(`${a}->${b}`, await proxy(`127.0.0.1:${replicationPorts[i]}`, `${a}->${b} replication`));
+        // A node reaches itself as a voter too (its controller client when it leads);
+        // that link is never cut.
+        raftProxies.set(`${a}->${b}`, await proxy(`${a}->${b} raft`));
+        if (a !== b) fetchProxies.set(`${a}->${b}`, await proxy(`${a}->${b} replication`));
       }
     }
-    await Promise.all(misses.map((p) => p.close()));
     const nodeOverrides: Record<number, Record<string, string>> = {};
-    for (const [i, id] of ids.entries()) {
+    for (const id of ids) {
       nodeOverrides[id] = {
-        'advertised.listeners': `CLIENT://127.0.0.1:${clientProxies.get(id)!.proxy.port},REPLICATION://127.0.0.1:${replicationPorts[i]},CONTROLLER://127.0.0.1:${controllerPorts[i]}`,
+        // Port 0 advertises the bound port; clients get the proxy.
+        'advertised.listeners': `CLIENT://127.0.0.1:${clientProxies.get(id)!.proxy.port},REPLICATION://127.0.0.1:0,CONTROLLER://127.0.0.1:0`,
         'test.replication.peer.addresses': ids
           .filter((p) => p !== id)
           .map((p) => `${p}@${fetchProxies.get(`${id}->${p}`)!.proxy.address}`)
           .join(','),
         'test.fsync.ledger': join(opts.root, `node-${id}.fsync-ledger`),
         'test.clock.control': join(opts.root, `node-${id}.clock`),
+        'test.ports.file': join(opts.root, `node-${id}.ports`),
       };
     }
     const pc = ProcessCluster.prepare({
       root: opts.root,
       nodeIds: ids,
-      clientPorts,
-      controllerPorts,
-      replicationPorts,
+      // Every listener on port 0: a port picked in advance can be taken while its node is
+      // down (even as the local port of an outgoing connection), failing the restart.
+      clientPorts: ids.map(() => 0),
+      controllerPorts: ids.map(() => 0),
+      replicationPorts: ids.map(() => 0),
       raftAddress: (from, to) => raftProxies.get(`${from}->${to}`)!.proxy.address,
       overrides: { ...DEV_OVERRIDES, 'raft.election.timeout.ms': '500', ...opts.overrides },
       nodeOverrides,

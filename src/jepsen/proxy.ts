@@ -19,8 +19,8 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 export type ProxyMode = 'pass' | 'drop' | 'to-target-only' | 'to-client-only';
 
 export interface FaultProxyOptions {
-  /** host:port connections are forwarded to. */
-  readonly target: string;
+  /** host:port connections are forwarded to; undefined while the target has no address (its process is down). */
+  readonly target: string | undefined;
   /** For logs: which link this is, e.g. "1->2" or "clients->3". */
   readonly name?: string;
   readonly logger?: Logger;
@@ -46,14 +46,14 @@ function parseTarget(target: string): { host: string; port: number } {
 export class FaultProxy {
   private readonly server: Server;
   private readonly links = new Set<Link>();
-  private readonly target: { host: string; port: number };
+  private target: { host: string; port: number } | undefined;
   private readonly log: Logger | undefined;
   private _mode: ProxyMode = 'pass';
   private _port = 0;
   private closed = false;
 
   private constructor(readonly opts: FaultProxyOptions) {
-    this.target = parseTarget(opts.target);
+    this.target = opts.target === undefined ? undefined : parseTarget(opts.target);
     this.log = opts.logger ? componentLogger(opts.logger, 'fault-proxy').child({ link: opts.name ?? opts.target }) : undefined;
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
   }
@@ -87,6 +87,14 @@ export class FaultProxy {
   /** Connections currently open through the proxy. */
   get connections(): number {
     return this.links.size;
+  }
+
+  /**
+   * Points future connections at another address (a restarted process listens on a new
+   * port), or at none: connections are then refused, as by a host whose process is down.
+   */
+  setTarget(target: string | undefined): void {
+    this.target = target === undefined ? undefined : parseTarget(target);
   }
 
   /** Switches the mode for every open and future connection. */
@@ -151,6 +159,11 @@ export class FaultProxy {
   }
 
   private connect(l: Link): void {
+    const target = this.target;
+    if (target === undefined) {
+      this.drop(l, false);
+      return;
+    }
     const up = new Socket({ allowHalfOpen: true });
     l.upstream = up;
     up.setNoDelay(true);
@@ -172,7 +185,7 @@ export class FaultProxy {
       l.downBlocked = false;
       this.apply(l);
     });
-    up.connect(this.target.port, this.target.host, () => {
+    up.connect(target.port, target.host, () => {
       l.connected = true;
       this.apply(l);
     });

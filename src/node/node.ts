@@ -242,6 +242,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
 
     // Advertise the bound ports (a listener may ask for port 0).
     const bound = { CLIENT: clientApi.port, REPLICATION: internal.port, CONTROLLER: raft.port };
+    hooks.listening(bound);
     const endpoints = (['CLIENT', 'REPLICATION', 'CONTROLLER'] as const).map((name) => {
       const l = advertised.get(name) ?? listeners.get(name)!;
       const port = l.port === 0 || !advertised.has(name) ? bound[name] : l.port;

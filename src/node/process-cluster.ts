@@ -32,8 +32,8 @@ export interface ProcessClusterSpec {
   /** Fixed REPLICATION listener ports (default: any free port, advertised as bound). */
   replicationPorts?: readonly number[];
   /**
-   * The Raft address node `from` dials for voter `to` (default: `to`'s own listener);
-   * the Jepsen cluster points it at a per-link fault proxy.
+   * The Raft address node `from` dials for voter `to`, `to === from` included (default:
+   * `to`'s own listener); the Jepsen cluster points it at a per-link fault proxy.
    */
   raftAddress?: (from: number, to: number) => string;
 }
@@ -110,7 +110,7 @@ export class ProcessCluster {
       spec.nodeIds
         .map((id, i) => {
           if (brokerOnly.has(id)) return '';
-          const addr = spec.raftAddress && id !== from ? spec.raftAddress(from, id) : `127.0.0.1:${spec.controllerPorts[i]}`;
+          const addr = spec.raftAddress ? spec.raftAddress(from, id) : `127.0.0.1:${spec.controllerPorts[i]}`;
           return `${id}@${addr}:${dirIds[i]}`;
         })
         .filter((v) => v !== '')

@@ -14,10 +14,18 @@ export interface TestHooks {
   readonly onSync: ((path: string, length: number) => void) | undefined;
   /** The replica fetch address of `brokerId` when overridden, else undefined. */
   replicationAddress(brokerId: number): string | undefined;
+  /** Every listener is bound: publishes the ports when `test.ports.file` asks for them. */
+  listening(ports: BoundPorts): void;
   close(): void;
 }
 
 type SyncObserver = (path: string, length: number) => void;
+
+export interface BoundPorts {
+  readonly CLIENT: number;
+  readonly REPLICATION: number;
+  readonly CONTROLLER: number;
+}
 
 export function installTestHooks(cfg: NodeConfig, base: { clock: Clock; onSync?: SyncObserver | undefined; logger: Logger }): TestHooks {
   const log = componentLogger(base.logger, 'test-hooks');
@@ -61,6 +69,10 @@ export function installTestHooks(cfg: NodeConfig, base: { clock: Clock; onSync?:
     clock,
     onSync,
     replicationAddress: (id) => peers.get(id),
+    listening: (ports) => {
+      const path = cfg['test.ports.file'];
+      if (path !== '') writePortsFile(path, { pid: process.pid, ...ports });
+    },
     close: () => {
       for (const c of closers.splice(0)) c();
     },
@@ -153,6 +165,34 @@ export function cutToFsyncedLengths(dataDir: string, ledgerPath: string): PowerL
     }
   }
   return cuts;
+}
+
+// ---- bound ports ----
+
+export interface PortsFile extends BoundPorts {
+  /** Tells this start's file from the one an earlier process left. */
+  readonly pid: number;
+}
+
+/**
+ * A node whose listeners bind port 0 gets new ports at every start; the Jepsen cluster
+ * learns them here. Port 0 because a port chosen in advance and free while the node is
+ * down can be taken meanwhile, even as the local port of an outgoing connection.
+ */
+function writePortsFile(path: string, ports: PortsFile): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, JSON.stringify(ports));
+  renameSync(tmp, path);
+}
+
+export function readPortsFile(path: string): PortsFile | undefined {
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as Partial<PortsFile>;
+    if ([v.pid, v.CLIENT, v.REPLICATION, v.CONTROLLER].every((n) => Number.isInteger(n))) return v as PortsFile;
+  } catch {
+    // not written yet
+  }
+  return undefined;
 }
 
 // ---- clock control ----

@@ -165,6 +165,27 @@ test('a target that refuses connections closes the client side', async (t) => {
   assert.equal(p.connections, 0);
 });
 
+test('without a target connections are refused; setTarget points new connections elsewhere', async (t) => {
+  const first = await echoServer(t);
+  const second = await echoServer(t);
+  const p = await FaultProxy.start({ target: undefined });
+  defer(t, () => p.close());
+  const refused = await dial(t, p.port);
+  await waitFor('refused while the target is down', () => refused.closed());
+  p.setTarget(`127.0.0.1:${first.port}`);
+  const a = await dial(t, p.port);
+  a.socket.write('a');
+  await waitFor('reaches the first target', () => a.text() === 'a');
+  p.setTarget(`127.0.0.1:${second.port}`);
+  const b = await dial(t, p.port);
+  b.socket.write('b');
+  await waitFor('a new connection reaches the second target', () => b.text() === 'b');
+  a.socket.write('c');
+  await waitFor('the open connection stays with the first', () => a.text() === 'ac');
+  assert.deepEqual([first.received, second.received], [['ac'], ['b']]);
+  assert.throws(() => p.setTarget('nohost'), /host:port/);
+});
+
 test('bad targets are refused with a clear error', async () => {
   await assert.rejects(FaultProxy.start({ target: 'nohost' }), /host:port/);
   await assert.rejects(FaultProxy.start({ target: '127.0.0.1:70000' }), /host:port/);

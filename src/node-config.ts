@@ -36,6 +36,13 @@ export const NODE_CONFIG_DEFS = {
   'log.flush.before.ack': boolDef(true, 'Default flush.before.ack: fsync a write before acknowledging it'),
   'producer.id.expiration.ms': longDef(24 * 3600 * 1000, 'An idempotent producer with no batch for this long is forgotten by every partition', { min: 1 }),
   'producer.id.expiration.check.interval.ms': longDef(600_000, 'How often idle producer ids are expired', { min: 1 }),
+  'group.min.session.timeout.ms': intDef(6000, 'Shortest session timeout a group member may ask for', { min: 1 }),
+  'group.max.session.timeout.ms': intDef(1_800_000, 'Longest session timeout a group member may ask for', { min: 1 }),
+  'group.initial.rebalance.delay.ms': intDef(3000, 'How long the first rebalance of an empty group waits for more members', { min: 0 }),
+  'group.max.size': intDef(1000, 'Most members of one consumer group', { min: 1 }),
+  'offsets.topic.num.partitions': intDef(12, 'Partitions of __consumer_offsets (fixed once it exists)', { min: 1 }),
+  'offsets.topic.replication.factor': intDef(3, 'Replication factor of __consumer_offsets (capped at the live brokers when it is created)', { min: 1 }),
+  'offsets.retention.minutes': longDef(7 * 24 * 60, 'Committed offsets of an empty group expire this long after it became empty', { min: 1 }),
   'raft.election.timeout.ms': intDef(1000, 'Raft election timeout (randomized in [T, 2T))', { min: 50 }),
   // Test-only hooks for the Jepsen suite (src/node/test-hooks.ts); empty means off.
   'test.fsync.ledger': stringDef('', 'Test only: file recording each segment file\'s last fsynced length (power-loss simulation)'),

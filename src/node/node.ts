@@ -22,6 +22,9 @@ import { checkMetaProperties } from '../io/meta-properties.ts';
 import { addControllerService, GrpcControllerClient } from '../io/controller-rpc.ts';
 import { TcpReplicaFetchClient, startTcpReplicaFetchServer, type TcpReplicaFetchServer } from '../io/replica-fetch-tcp.ts';
 import { startClientApiServer, type ClientApiServer } from '../server/client-api.ts';
+import { addGroupService } from '../server/group-api.ts';
+import { GroupCoordinator, OFFSETS_TOPIC } from '../group/coordinator.ts';
+import { buildBatch } from '../log/batch.ts';
 import type { AdminClient, ControllerRpcHandler } from '../server/types.ts';
 import { parseListeners, topicDefaults, type Listener, type NodeConfig } from '../node-config.ts';
 import { BrokerLifecycle, type BrokerState } from './broker-lifecycle.ts';
@@ -229,6 +232,42 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
     });
     closers.push(() => producerIds.close());
     const quorum = () => ({ leaderId: raft.driver.leaderId, voters: voters.map((v) => v.nodeId), lag: raft.driver.voterLag() });
+
+    // Consumer groups: this broker coordinates the groups of the __consumer_offsets
+    // partitions it leads; their records go through the replica manager with acks=all.
+    const offsetsTopicId = (): string => {
+      const t = stateMachine.image.topic(OFFSETS_TOPIC);
+      if (!t) throw new RaftkaError('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC} does not exist`);
+      return t.topicId;
+    };
+    const groupCoordinator = new GroupCoordinator({
+      brokerId: nodeId,
+      clock,
+      logger,
+      config: {
+        minSessionTimeoutMs: cfg['group.min.session.timeout.ms'],
+        maxSessionTimeoutMs: cfg['group.max.session.timeout.ms'],
+        initialRebalanceDelayMs: cfg['group.initial.rebalance.delay.ms'],
+        maxSize: cfg['group.max.size'],
+        offsetsRetentionMs: cfg['offsets.retention.minutes'] * 60_000,
+      },
+      log: {
+        append: async (p, records) => {
+          await rm.produce(offsetsTopicId(), p, buildBatch(records, { nowMs: clock.nowMs() }), -1, 30_000);
+        },
+        read: async (p, from, maxBytes) => {
+          const part = rm.partition(offsetsTopicId(), p);
+          if (!part) throw new RaftkaError('NOT_COORDINATOR', `${OFFSETS_TOPIC}-${p} is not open here`);
+          return part.log.read(from, maxBytes);
+        },
+      },
+      partitionExists: (topic, partition) => {
+        const t = stateMachine.image.topic(topic);
+        return t !== undefined && Number.isInteger(partition) && partition >= 0 && partition < t.partitions.length;
+      },
+    });
+    groupCoordinator.start();
+    closers.push(() => groupCoordinator.stop());
     const clientApi: ClientApiServer = await startClientApiServer({
       listen: address(listeners.get('CLIENT')!),
       brokerId: nodeId,
@@ -237,6 +276,15 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       replicaManager: rm,
       producerIds,
       logger,
+      extraServices: (server) =>
+        void addGroupService(server, {
+          brokerId: nodeId,
+          metadata: () => metadataView(clusterId, stateMachine.image, quorum()),
+          admin,
+          coordinator: groupCoordinator,
+          offsetsTopic: { partitions: cfg['offsets.topic.num.partitions'], replicationFactor: cfg['offsets.topic.replication.factor'] },
+          logger,
+        }),
     });
     closers.push(() => clientApi.close());
 
@@ -273,6 +321,10 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
           }
           await rm.reconcile(assignmentsFor(img, nodeId));
           reconciled = img;
+          const offsets = img.topic(OFFSETS_TOPIC);
+          const led = new Map<number, number>();
+          for (const p of offsets?.partitions ?? []) if (p.leader === nodeId) led.set(p.partition, p.leaderEpoch);
+          groupCoordinator.onLeadership(offsets?.partitions.length ?? 0, led);
         }
       } catch (e) {
         log.error({ err: e }, 'reconciliation failed');

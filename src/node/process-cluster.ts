@@ -47,6 +47,8 @@ export const DEV_OVERRIDES: Record<string, string> = {
   'default.replication.factor': '3',
   'num.partitions': '3',
   'controlled.shutdown.timeout.ms': '5000',
+  'group.min.session.timeout.ms': '1000',
+  'group.initial.rebalance.delay.ms': '0',
 };
 
 /** Ports nobody listens on right now (bound to port 0 and released). */

@@ -799,6 +799,8 @@ export interface ClientApiServerOptions extends ClientApiOptions {
   listen: string;
   /** HTTP/2 receive window for produced bytes; 0 keeps grpc's 64 KiB (see bindServer). */
   receiveWindowBytes?: number;
+  /** Adds more services to the same server (node.ts: the consumer-group API). */
+  extraServices?: (server: grpc.Server) => void;
 }
 
 export interface ClientApiServer {
@@ -898,6 +900,7 @@ export async function startClientApiServer(opts: ClientApiServerOptions): Promis
   const handlers = new ClientApiHandlers(opts);
   const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
   addClientApiService(server, handlers, opts.logger);
+  opts.extraServices?.(server);
   // gRPC server reflection and the standard health service, for generic gRPC tools.
   const standard = addStandardServices(server);
   const port = await bindServer(server, opts.listen, opts.receiveWindowBytes ?? DATA_FLOW_CONTROL_WINDOW_BYTES);

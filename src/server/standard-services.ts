@@ -2,7 +2,7 @@
 // (grpcurl, Postman, grpc_cli, Kubernetes probes) discover and check a broker without
 // our .proto files:
 //  - Server reflection (grpc.reflection.v1 and v1alpha, @grpc/reflection): lists
-//    raftka.v1.Raftka and grpc.health.v1.Health and serves their descriptors, built from
+//    raftka.v1.Raftka, raftka.v1.Groups and grpc.health.v1.Health and serves their descriptors, built from
 //    proto/raftka.proto with its comments' contract.
 //  - Health checking (grpc.health.v1.Health, grpc-health-check): SERVING for "" (the
 //    server) and for raftka.v1.Raftka while the server runs, NOT_SERVING once it closes,
@@ -16,6 +16,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { PROTO_DIR } from '../proto/rpc.ts';
 import { RAFTKA_SERVICE } from '../proto/raftka.ts';
+import { GROUPS_SERVICE } from '../proto/group.ts';
 
 export interface StandardServices {
   /** Marks every service NOT_SERVING (call before the server shuts down). */
@@ -28,13 +29,14 @@ function reflectionService(): ReflectionService {
   // Parsing the protos takes a few ms; one instance serves every server in the process.
   reflection ??= new ReflectionService({
     ...protoLoader.loadSync('raftka.proto', { includeDirs: [PROTO_DIR] }),
+    ...protoLoader.loadSync('group.proto', { includeDirs: [PROTO_DIR] }),
     ...protoLoader.loadSync(healthProtoPath),
   });
   return reflection;
 }
 
 export function addStandardServices(server: grpc.Server): StandardServices {
-  const health = new HealthImplementation({ '': 'SERVING', [RAFTKA_SERVICE]: 'SERVING' });
+  const health = new HealthImplementation({ '': 'SERVING', [RAFTKA_SERVICE]: 'SERVING', [GROUPS_SERVICE]: 'SERVING' });
   // grpc-health-check types its server loosely (its own Server shape); grpc-js's fits.
   health.addToServer(server as unknown as Parameters<HealthImplementation['addToServer']>[0]);
   reflectionService().addToServer(server);
@@ -42,6 +44,7 @@ export function addStandardServices(server: grpc.Server): StandardServices {
     notServing: () => {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(RAFTKA_SERVICE, 'NOT_SERVING');
+      health.setStatus(GROUPS_SERVICE, 'NOT_SERVING');
     },
   };
 }

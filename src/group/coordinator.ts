@@ -136,6 +136,9 @@ export class GroupCoordinator {
         if (offset >= r.logEndOffset || !advanced) break;
       }
       if (this.owned.get(p) !== owned) return;
+      // A group whose metadata and offsets all ended in tombstones was deleted: the old
+      // coordinator answered Dead for it, and so must this one.
+      for (const [id, g] of owned.groups) if (g.isGarbage && g.generation === 0) owned.groups.delete(id);
       owned.loaded = true;
       this.log.info({ partition: p, records, groups: owned.groups.size, ms: this.opts.clock.nowMs() - started }, 'loaded groups of a __consumer_offsets partition');
     } catch (e) {

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ERRORS, isRaftkaError, type ErrorName } from '../common/errors.ts';
 import { componentLogger, type Logger } from '../common/logger.ts';
 import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/coordinator.ts';
+import { groupPartition } from '../group/records.ts';
 import { serviceDefinition, unaryHandler } from '../proto/rpc.ts';
 import {
   GroupsRpc,
@@ -71,7 +72,9 @@ export class GroupApiHandlers {
       this.createOffsetsTopic(view);
       return { ...err('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC} is being created; retry`), ...none };
     }
-    const p = topic.partitions[this.opts.coordinator.partitionFor(req.key) % topic.partitions.length];
+    // From this image, not the coordinator's: that one learns the partition count only
+    // after this broker has reconciled the image.
+    const p = topic.partitions[groupPartition(req.key, topic.partitions.length)];
     const leader = p && p.leader >= 0 ? view.broker(p.leader) : undefined;
     if (!p || !leader || leader.fenced) return { ...err('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC}-${p?.partition ?? '?'} has no leader right now`), ...none };
     return { errorCode: 0, errorMessage: '', nodeId: leader.id, host: leader.host, port: leader.port };

@@ -6,6 +6,11 @@
 //   await producer.send({ topic: 'events', messages: [{ key: 'k', value: 'v' }] });
 //   await producer.disconnect();
 //
+//   const consumer = raftka.consumer({ groupId: 'my-group' });
+//   await consumer.connect();
+//   await consumer.subscribe({ topics: ['events'], fromBeginning: true });
+//   await consumer.run({ eachMessage: async ({ topic, partition, message }) => { ... } });
+//
 // Each producer and admin owns its metadata cache and one connection per broker (as in
 // KafkaJS), closed on disconnect.
 import { createLogger, silentLogger, type Logger } from '../common/logger.ts';
@@ -14,9 +19,14 @@ import { Cluster } from './cluster.ts';
 import { registerCodecs } from './codecs.ts';
 import { RaftkaClientError } from './errors.ts';
 import { Producer, type ProducerOptions, type RetryOptions } from './producer.ts';
+import { Consumer, type ConsumerOptions } from './consumer.ts';
 
 export { Producer, DEFAULT_BATCH_BYTES } from './producer.ts';
 export type { Message, ProducerRecord, ProducerBatch, TopicMessages, RecordMetadata, ProducerOptions, RetryOptions } from './producer.ts';
+export { Consumer, PartitionAssignersByName } from './consumer.ts';
+export type { ConsumerOptions, RunOptions, EachMessagePayload, EachBatchPayload, Batch, KafkaMessage, IHeaders, TopicPartitionOffset, AssignedPartition, ConsumerEvent, ConsumerEventName } from './consumer.ts';
+export { PartitionAssigners, RangeAssigner, RoundRobinAssigner, CooperativeStickyAssigner, rangeAssign, roundRobinAssign, cooperativeStickyAssign } from './assignors.ts';
+export type { PartitionAssigner, GroupAssignment, MemberSubscription, TopicPartitions, RebalanceProtocol } from './assignors.ts';
 export { Admin, ConfigResourceTypes } from './admin.ts';
 export type { ITopicConfig, TopicInfo, PartitionInfo, TopicDescriptionInfo, ClusterDescription, TopicOffsets, ElectionResult } from './admin.ts';
 export { CompressionTypes, CompressionType, compressionId, decodeBatch, registerCodecs, type CompressionOption } from './codecs.ts';
@@ -78,6 +88,12 @@ export class Raftka {
       { retry: this.config.retry, ...opts },
     );
     return producer;
+  }
+
+  /** A consumer with its own metadata cache and connections (closed on disconnect). */
+  consumer(opts: ConsumerOptions = {}): Consumer {
+    const cluster = this.cluster('consumer');
+    return new Consumer({ cluster, logger: this.logger.child({ component: 'consumer', groupId: opts.groupId }), requestTimeoutMs: this.config.requestTimeout ?? 30_000, onDisconnect: () => cluster.close() }, opts);
   }
 
   admin(): Admin {

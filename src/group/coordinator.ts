@@ -30,7 +30,7 @@ import type {
   SyncGroupResponse,
 } from '../proto/group.ts';
 import { Group, type GroupConfig, type GroupRecord, type CommittedOffset } from './group.ts';
-import { decodeGroupValue, decodeKey, decodeOffsetValue, groupPartition } from './records.ts';
+import { decodeGroupValue, decodeKey, decodeOffsetValue, encodeKey, groupPartition } from './records.ts';
 
 export const OFFSETS_TOPIC = '__consumer_offsets';
 const OFFSET_METADATA_MAX_BYTES = 4096;
@@ -313,11 +313,15 @@ export class GroupCoordinator {
     for (const [p, owned] of this.owned) {
       if (!owned.loaded) continue;
       for (const [id, g] of owned.groups) {
-        const expired = g.tick();
-        if (expired.length > 0) {
-          this.opts.log.append(p, expired).catch((e: unknown) => this.log.warn({ err: (e as Error).message, group: id }, 'writing expired offsets failed'));
+        const records = g.tick();
+        const gone = g.state === 'Dead' || (g.isGarbage && g.state === 'Empty');
+        // An empty group with nothing left is removed, in the log too (as Kafka's
+        // cleanupGroupMetadata does), so the next leader does not list it again.
+        if (gone && g.state === 'Empty' && g.generation > 0) records.push({ key: encodeKey({ kind: 'group', group: id }), value: null });
+        if (records.length > 0) {
+          this.opts.log.append(p, records).catch((e: unknown) => this.log.warn({ err: (e as Error).message, group: id }, 'writing expired offsets failed'));
         }
-        if (g.state === 'Dead' || (g.isGarbage && g.state === 'Empty')) owned.groups.delete(id);
+        if (gone) owned.groups.delete(id);
       }
     }
   }

@@ -178,3 +178,35 @@ test('a write that is not committed is answered as an error and changes nothing'
   assert.deepEqual(c.offsetFetch({ groupId: g, topics: [{ name: 'events', partitions: [0, 1] }] }).topics[0]!.partitions.map((p) => p.committedOffset), [8, -1]);
   c.stop();
 });
+
+test('an empty group with nothing left, and expired offsets, are removed in the log too: the next leader does not bring them back', async () => {
+  const clock = new ManualClock();
+  const log = new MemoryOffsetsLog();
+  const [left, idle, kept] = groupsOn(0, 3) as [string, string, string];
+  const c = new GroupCoordinator({ brokerId: 1, clock, logger: silentLogger(), log, config: CONFIG, partitionExists: () => true, tickIntervalMs: 2 });
+  c.onLeadership(PARTITIONS, new Map([[0, 0]]));
+  c.start();
+  await loaded(c, left);
+  // `left`: one member that leaves, never committed anything.
+  const a = await stableMember(c, left, 'x');
+  assert.equal(c.leaveGroup({ groupId: left, members: [{ memberId: a.memberId }] }).members[0]!.errorCode, 0);
+  await waitFor(`${left} removed`, () => c.describeGroups([left]).groups[0]!.groupState === 'Dead', 5000, 5);
+  // `idle`: offsets committed from outside; they expire after the retention. `kept` is
+  // committed later, within the retention.
+  assert.equal((await c.offsetCommit(commitReq(idle, -1, '', 4))).topics[0]!.partitions[0]!.errorCode, 0);
+  clock.advance(CONFIG.offsetsRetentionMs - 1000);
+  assert.equal((await c.offsetCommit(commitReq(kept, -1, '', 6))).topics[0]!.partitions[0]!.errorCode, 0);
+  clock.advance(1000);
+  await waitFor(`${idle}'s offsets expired`, () => c.offsetFetch({ groupId: idle }).topics.length === 0, 5000, 5);
+  assert.deepEqual(c.listGroups([]).groups.map((g) => g.groupId), [kept]);
+  c.stop();
+
+  const next = coordinator(log, clock, 2);
+  next.onLeadership(PARTITIONS, new Map([[0, 1]]));
+  await loaded(next, left);
+  assert.deepEqual(next.listGroups([]).groups.map((g) => g.groupId), [kept]);
+  assert.equal(next.describeGroups([left]).groups[0]!.groupState, 'Dead');
+  assert.deepEqual(next.offsetFetch({ groupId: idle }).topics, []);
+  assert.equal(next.offsetFetch({ groupId: kept, topics: [{ name: 'events', partitions: [0] }] }).topics[0]!.partitions[0]!.committedOffset, 6);
+  next.stop();
+});

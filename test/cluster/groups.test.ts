@@ -82,9 +82,18 @@ test('group coordinator: membership, fencing, offsets surviving the coordinator'
   const fetched = await coord().offsetFetch({ groupId: 'g1', topics: [{ name: 'events', partitions: [0, 1, 2] }] });
   assert.deepEqual(fetched.topics[0]!.partitions.map((p) => p.committedOffset), [42, -1, 43]);
 
-  // Unknown groups: no error, nothing committed, state Dead.
-  const unknownFetch = await coord().offsetFetch({ groupId: 'nobody-here', topics: [{ name: 'events', partitions: [0] }] });
-  assert.equal(unknownFetch.errorCode === 0 || unknownFetch.errorCode === ERRORS.NOT_COORDINATOR.code, true);
+  // Unknown groups, asked of their own coordinator (Kafka): OffsetFetch answers -1 for
+  // every partition, DescribeGroups state Dead, both without an error; nothing is created.
+  const strangerCoord = clients.get(await findCoordinator('nobody-here'))!;
+  const unknownFetch = await waitFor('OffsetFetch of an unknown group', async () => {
+    const r = await strangerCoord.offsetFetch({ groupId: 'nobody-here', topics: [{ name: 'events', partitions: [0, 1] }] });
+    return r.errorCode === ERRORS.COORDINATOR_LOAD_IN_PROGRESS.code ? undefined : r;
+  }, 20_000, 100);
+  assert.equal(unknownFetch.errorCode, 0, unknownFetch.errorMessage);
+  assert.deepEqual(unknownFetch.topics[0]!.partitions.map((p) => [p.committedOffset, p.errorCode]), [[-1, 0], [-1, 0]]);
+  const unknownDescribed = (await strangerCoord.describeGroups(['nobody-here'])).groups[0]!;
+  assert.deepEqual([unknownDescribed.errorCode, unknownDescribed.groupState, unknownDescribed.members.length], [0, 'Dead', 0]);
+  assert.ok(!(await strangerCoord.listGroups()).groups.some((g) => g.groupId === 'nobody-here'));
   const described = await coord().describeGroups(['g1']);
   assert.equal(described.groups[0]!.groupState, 'Stable');
   assert.equal(described.groups[0]!.members[0]!.memberAssignment.toString(), 'all-of-it');

@@ -39,7 +39,7 @@ export interface ConsumerOptions {
   rebalanceTimeout?: number;
   /** ms between heartbeats. Default 3000. */
   heartbeatInterval?: number;
-  /** In order of preference. Default [cooperativeSticky, range]... see README. */
+  /** In order of preference, all of one rebalance protocol. Default [cooperativeSticky]. */
   partitionAssigners?: PartitionAssigner[];
   /** Static membership [KIP-345]. */
   groupInstanceId?: string;
@@ -249,7 +249,7 @@ export class Consumer {
     this.sessionTimeout = opts.sessionTimeout ?? 30_000;
     this.rebalanceTimeout = opts.rebalanceTimeout ?? 60_000;
     this.heartbeatInterval = opts.heartbeatInterval ?? 3_000;
-    this.assigners = opts.partitionAssigners ?? [CooperativeStickyAssigner, RangeAssigner];
+    this.assigners = opts.partitionAssigners ?? [CooperativeStickyAssigner];
     this.maxBytes = opts.maxBytes ?? 10 * 1024 * 1024;
     this.maxBytesPerPartition = opts.maxBytesPerPartition ?? 1024 * 1024;
     this.maxWaitTimeInMs = opts.maxWaitTimeInMs ?? 5_000;

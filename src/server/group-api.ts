@@ -124,6 +124,10 @@ export function addGroupService(server: grpc.Server, opts: GroupApiOptions): Gro
       ({ ...topLevel(e, what, log), ...empty }) as T;
   const impl: grpc.UntypedServiceImplementation = {
     FindCoordinator: unaryHandler((req: FindCoordinatorRequest) => h.findCoordinator(req), onError('FindCoordinator', { nodeId: -1, host: '', port: -1 })),
+    // JoinGroup waits for the rebalance (bounded by the group's rebalance timeout, the
+    // coordinator's tick ends it). A cancelled call needs nothing undone: as in Kafka the
+    // member still counts as joined, and its retry with the same member id is answered at
+    // once with the generation it missed (or supersedes the waiting join).
     JoinGroup: unaryHandler(
       (req: JoinGroupRequest, call) => c.joinGroup(req, clientIdOf(call), peerHost(call)),
       onError('JoinGroup', { generationId: -1, protocolType: '', protocolName: '', leader: '', memberId: '', members: [], skipAssignment: false }),

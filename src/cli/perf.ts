@@ -130,7 +130,7 @@ export function registerPerfCommands(program: Command): void {
     .requiredOption('-t, --topic <name>', 'topic to read (must exist)')
     .option('-m, --messages <n>', 'stop after this many records (default: everything the topic holds at the start)', intArg(1))
     .option('--members <n>', 'consumer members sharing the partitions (assign mode: dealt round-robin)', intArg(1, 64), 1)
-    .option('-g, --group <id>', 'consume as a consumer group (needs the SDK consumer; not available yet)')
+    .option('-g, --group <id>', 'consume as this consumer group through the SDK consumer (default: assign mode over raw Fetch); a group with committed offsets resumes from them')
     .option('--no-worker-threads', 'run every member on the main thread (default: one worker thread each when --members > 1)')
     .option('--fetch-max-bytes <bytes>', "bytes per partition per fetch (Kafka's max.partition.fetch.bytes)", intArg(1024, 64 << 20), 1 << 20)
     .option('--timeout-ms <ms>', 'give up when no record arrived for this long', intArg(1), 10_000)
@@ -139,12 +139,13 @@ export function registerPerfCommands(program: Command): void {
   oneLineErrors(consume, 'perf consume');
   consume.action(
     action('perf consume', async (f: ConsumeFlags) => {
-      if (f.group !== undefined) throw new CliError('--group needs the SDK consumer, which is not available yet; use assign mode (leave out --group)');
+      if (f.group !== undefined && f.group.trim() === '') throw new CliError('--group must not be empty');
       const s = await consumePerf({
         bootstrap: parseBootstrap(f.bootstrap),
         topic: f.topic,
         ...(f.messages !== undefined ? { messages: f.messages } : {}),
         members: f.members,
+        ...(f.group !== undefined ? { group: f.group } : {}),
         workerThreads: f.members > 1 && f.workerThreads,
         fetchMaxBytes: f.fetchMaxBytes,
         timeoutMs: f.timeoutMs,
@@ -154,7 +155,7 @@ export function registerPerfCommands(program: Command): void {
       await summary(
         f.json,
         `${s.records} records read (${s.mb.toFixed(2)} MB) in ${s.seconds.toFixed(2)} s: ${s.recordsPerSec.toFixed(1)} records/sec, ${s.mbPerSec.toFixed(2)} MB/sec, ` +
-          `first record after ${ms(s.timeToFirstRecordMs)}, ${s.members} member${s.members === 1 ? '' : 's'}${s.fetchErrors > 0 ? `, ${s.fetchErrors} fetch errors (${s.firstError})` : ''}.`,
+          `first record after ${ms(s.timeToFirstRecordMs)}, ${s.members} member${s.members === 1 ? '' : 's'} (${s.mode === 'group' ? `group ${f.group}` : 'assign mode'})${s.fetchErrors > 0 ? `, ${s.fetchErrors} fetch errors (${s.firstError})` : ''}.`,
         s,
       );
       if (s.timedOut) process.exitCode = 1;

@@ -10,14 +10,22 @@ import { Worker } from 'node:worker_threads';
 import type { Load, LoadFinal, LoadReport } from './load.ts';
 import { prepareConsumerLoad, type ConsumerLoadOptions } from './consumer-load.ts';
 import { prepareProducerLoad, type ProducerLoadOptions } from './producer-load.ts';
+import { prepareGroupConsumerLoad, type GroupConsumerLoadOptions } from './group-consumer-load.ts';
 
-export type Job = { kind: 'produce'; opts: ProducerLoadOptions } | { kind: 'consume'; opts: ConsumerLoadOptions };
+export type Job = { kind: 'produce'; opts: ProducerLoadOptions } | { kind: 'consume'; opts: ConsumerLoadOptions } | { kind: 'group'; opts: GroupConsumerLoadOptions };
 
 export type WorkerMessage = { type: 'ready' } | { type: 'report'; report: LoadReport } | { type: 'done'; final: LoadFinal } | { type: 'failed'; message: string };
 export type ParentMessage = { type: 'go'; atMs: number } | { type: 'stop' };
 
 export function prepareJob(job: Job): Promise<Load> {
-  return job.kind === 'produce' ? prepareProducerLoad(job.opts) : prepareConsumerLoad(job.opts);
+  switch (job.kind) {
+    case 'produce':
+      return prepareProducerLoad(job.opts);
+    case 'consume':
+      return prepareConsumerLoad(job.opts);
+    case 'group':
+      return prepareGroupConsumerLoad(job.opts);
+  }
 }
 
 export interface Agent {

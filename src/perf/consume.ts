@@ -14,6 +14,11 @@ export interface ConsumePerfOptions {
   /** Stop after this many records; default: everything the topic holds at the start. */
   messages?: number;
   members: number;
+  /**
+   * Consume as this consumer group through the SDK consumer (subscribe, rebalance,
+   * commits); undefined: assign mode over raw Fetch.
+   */
+  group?: string;
   workerThreads?: boolean;
   /** Bytes per partition per fetch. */
   fetchMaxBytes: number;
@@ -31,6 +36,7 @@ export interface ConsumeSummary {
   /** From the start of the fetches to the first record (ms). */
   timeToFirstRecordMs: number;
   members: number;
+  mode: 'assign' | 'group';
   fetchErrors: number;
   firstError?: string;
   /** True when the timeout ended the run before `messages` arrived. */
@@ -77,23 +83,30 @@ export async function consumePerf(o: ConsumePerfOptions): Promise<ConsumeSummary
   // than the topic holds do members read on until the total is reached.
   const take = allot(target, end.offsets.map((e, i) => e - start.offsets[i]!));
   const threads = o.workerThreads ?? o.members > 1;
-  const agents: Agent[] = dealPartitions(start.partitions.length, o.members).map((idx) => {
-    const job = {
-      kind: 'consume' as const,
-      opts: {
-        bootstrap: o.bootstrap,
-        topic: o.topic,
-        partitions: idx.map((i) => start.partitions[i]!),
-        startOffsets: idx.map((i) => start.offsets[i]!),
-        endOffsets: idx.map((i) => (take ? start.offsets[i]! + take[i]! : -1)),
-        maxWaitMs: 500,
-        partitionMaxBytes: o.fetchMaxBytes,
-        e2e: false,
-        fetchPer: 'partition' as const,
-      },
-    };
-    return threads ? workerAgent(job) : inThreadAgent(job);
-  });
+  const group = o.group;
+  const agents: Agent[] =
+    group !== undefined
+      ? Array.from({ length: o.members }, () => {
+          const job = { kind: 'group' as const, opts: { bootstrap: o.bootstrap, topic: o.topic, groupId: group, partitionMaxBytes: o.fetchMaxBytes } };
+          return threads ? workerAgent(job) : inThreadAgent(job);
+        })
+      : dealPartitions(start.partitions.length, o.members).map((idx) => {
+          const job = {
+            kind: 'consume' as const,
+            opts: {
+              bootstrap: o.bootstrap,
+              topic: o.topic,
+              partitions: idx.map((i) => start.partitions[i]!),
+              startOffsets: idx.map((i) => start.offsets[i]!),
+              endOffsets: idx.map((i) => (take ? start.offsets[i]! + take[i]! : -1)),
+              maxWaitMs: 500,
+              partitionMaxBytes: o.fetchMaxBytes,
+              e2e: false,
+              fetchPer: 'partition' as const,
+            },
+          };
+          return threads ? workerAgent(job) : inThreadAgent(job);
+        });
   let lastRecords = 0;
   let lastChange = performance.now();
   let timedOut = false;
@@ -126,6 +139,7 @@ export async function consumePerf(o: ConsumePerfOptions): Promise<ConsumeSummary
     mbPerSec: out.mbPerSec,
     timeToFirstRecordMs: out.firstRecordAtMs !== undefined ? out.firstRecordAtMs - out.startedAtMs : NaN,
     members: o.members,
+    mode: group !== undefined ? 'group' : 'assign',
     fetchErrors: out.errors,
     ...(out.firstError !== undefined ? { firstError: out.firstError } : {}),
     timedOut: timedOut && out.records < target,

@@ -68,6 +68,14 @@ test('raftka perf against a three-node cluster', { timeout: 240_000 }, async (t)
   const some = lastJson<{ records: number; members: number }>(await raftka(['perf', 'consume', '--topic', 'perf', '--messages', '5001', '--members', '3', '--json'], env));
   assert.deepEqual([some.records, some.members], [5001, 3]);
 
+  // Group mode: two SDK consumers in one group share the partitions and read it all.
+  const grouped = lastJson<{ records: number; members: number; mode: string; timeToFirstRecordMs: number }>(
+    await raftka(['perf', 'consume', '--topic', 'perf', '--group', 'perf-g', '--members', '2', '--json'], env, 90_000),
+  );
+  assert.equal(grouped.mode, 'group');
+  assert.ok(grouped.records >= 20_000, `group mode read ${grouped.records} of 20000`);
+  assert.ok(grouped.timeToFirstRecordMs >= 0);
+
   // The rate limiter holds the rate: 3,000 records at 1,000/s take about 3 s.
   const paced = lastJson<{ records: number; recordsPerSec: number; seconds: number }>(
     await raftka(['perf', 'produce', '--topic', 'paced', '--num-records', '3000', '--record-size', '100', '--throughput', '1000', '--json'], env),
@@ -88,7 +96,7 @@ test('raftka perf against a three-node cluster', { timeout: 240_000 }, async (t)
   for (const [args, pattern] of [
     [['perf', 'produce', '--topic', 'missing', '--num-records', '10', '--record-size', '10'], /^raftka perf produce: topic "missing" does not exist$/],
     [['perf', 'consume', '--topic', 'perf', '--members', '9'], /^raftka perf consume: --members 9 is more than the 4 partitions of perf/],
-    [['perf', 'consume', '--topic', 'perf', '--group', 'g'], /^raftka perf consume: --group needs the SDK consumer/],
+    [['perf', 'consume', '--topic', 'perf', '--group', ' '], /^raftka perf consume: --group must not be empty/],
     [['perf', 'e2e', '--topic', 'e2e', '--record-size', '4'], /^raftka perf e2e: .*--record-size/],
     [['perf', 'produce', '--topic', 'perf', '--num-records', 'x', '--record-size', '10'], /^raftka perf produce: .*--num-records/],
   ] as const) {

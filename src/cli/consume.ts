@@ -1,5 +1,6 @@
-// `raftka consume <topic>`: reads partitions in assign mode (consumer groups are a later
-// issue) and prints each record, like kafka-console-consumer / kcat -C.
+// `raftka consume <topic>`: prints each record, like kafka-console-consumer / kcat -C.
+// Without --group it reads partitions in assign mode (below); with --group it is a member
+// of a consumer group through the SDK consumer (`runGroup`), committing what it printed.
 //
 // One long-poll fetch loop per leader broker, each fetching every selected partition that
 // broker leads. A partition whose leader moved (NOT_LEADER_OR_FOLLOWER, a fenced or
@@ -12,7 +13,9 @@ import { errorByCode, isRetriable } from '../common/errors.ts';
 import { decodeBatch, registerCodecs } from '../client/codecs.ts';
 import { iterateBatches, type LogRecord } from '../log/batch.ts';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type TopicMetadata } from '../proto/raftka.ts';
-import { action, bootstrapOption, CliError, Cluster, codeLine, exitQuietlyOnEpipe, intArg, oneLineErrors, writeOut } from './common.ts';
+import { action, bootstrapOption, CliError, Cluster, codeLine, exitQuietlyOnEpipe, intArg, oneLineErrors, parseBootstrap, writeOut } from './common.ts';
+import { Raftka } from '../client/index.ts';
+import { PartitionAssignersByName } from '../client/consumer.ts';
 
 interface ConsumeFlags {
   bootstrap: string;
@@ -24,6 +27,89 @@ interface ConsumeFlags {
   json?: boolean;
   fetchMaxWaitMs: number;
   fetchMaxBytes: number;
+  group?: string;
+  assignor: string;
+  sessionTimeoutMs: number;
+  groupInstanceId?: string;
+}
+
+/** `/pattern/` subscribes to every topic matching the pattern (group mode only). */
+function topicPattern(arg: string): RegExp | undefined {
+  if (arg.length < 2 || !arg.startsWith('/') || !arg.endsWith('/')) return undefined;
+  try {
+    return new RegExp(arg.slice(1, -1));
+  } catch (e) {
+    throw new CliError(`malformed topic pattern ${arg}: ${(e as Error).message}`);
+  }
+}
+
+/** Group mode: one member of `flags.group`; prints records, commits after printing them. */
+async function runGroup(topicArg: string, flags: ConsumeFlags, start: number | 'earliest' | 'latest'): Promise<void> {
+  const pattern = topicPattern(topicArg);
+  if (typeof start === 'number') throw new CliError('--offset N needs assign mode (no --group); use groups reset-offsets to move a group');
+  if (flags.partition !== undefined) throw new CliError('--partition needs assign mode (no --group): a group assigns partitions itself');
+  const assigner = PartitionAssignersByName[flags.assignor];
+  if (!assigner) throw new CliError(`--assignor must be one of ${Object.keys(PartitionAssignersByName).join(', ')}, got ${JSON.stringify(flags.assignor)}`);
+  const raftka = new Raftka({ brokers: parseBootstrap(flags.bootstrap), clientId: 'raftka-cli', requestTimeout: 10_000 });
+  const consumer = raftka.consumer({
+    groupId: flags.group!,
+    partitionAssigners: [assigner],
+    sessionTimeout: flags.sessionTimeoutMs,
+    heartbeatInterval: Math.max(100, Math.floor(flags.sessionTimeoutMs / 10)),
+    maxWaitTimeInMs: flags.fetchMaxWaitMs,
+    maxBytes: flags.fetchMaxBytes,
+    autoOffsetReset: start,
+    ...(flags.groupInstanceId ? { groupInstanceId: flags.groupInstanceId } : {}),
+  });
+  let count = 0;
+  let failure: Error | undefined;
+  let lastDataMs = Date.now();
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic: pattern ?? topicArg, fromBeginning: start === 'earliest' });
+  } catch (e) {
+    await consumer.disconnect().catch(() => undefined);
+    throw e instanceof Error && !(e instanceof CliError) ? new CliError(e.message) : e;
+  }
+  consumer.on('consumer.crash', (e) => {
+    failure = e.payload['error'] as Error;
+    finish();
+  });
+  const renders = new Map<string, Render>();
+  await consumer.run({
+    eachBatch: async ({ batch, resolveOffset }) => {
+      let render = renders.get(batch.topic);
+      if (!render) renders.set(batch.topic, (render = flags.json ? renderJson(batch.topic) : compileFormat(flags.format ?? '%v', batch.topic)));
+      let out = '';
+      let last: string | undefined;
+      for (const m of batch.messages) {
+        if (flags.maxMessages !== undefined && count >= flags.maxMessages) break;
+        out += render({ offset: Number(m.offset), timestamp: Number(m.timestamp), key: m.key, value: m.value, headers: Object.entries(m.headers).map(([key, v]) => ({ key, value: v === undefined ? null : Buffer.from(v) })) }, batch.partition) + '\n';
+        count++;
+        last = m.offset;
+        lastDataMs = Date.now();
+      }
+      await writeOut(out);
+      // Only what was printed is resolved (and so committed).
+      if (last !== undefined) resolveOffset(last);
+      if (flags.maxMessages !== undefined && count >= flags.maxMessages) finish();
+    },
+    eachBatchAutoResolve: false,
+  });
+  if (flags.maxMessages === 0) finish();
+  const idle = flags.timeoutMs === undefined ? undefined : setInterval(() => Date.now() - lastDataMs >= flags.timeoutMs! && finish(), Math.min(100, flags.timeoutMs));
+  const onSignal = () => finish();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  await finished;
+  if (idle) clearInterval(idle);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await consumer.disconnect();
+  if (failure) throw new CliError(failure.message);
+  process.stderr.write(`Processed a total of ${count} messages\n`);
 }
 
 interface PartState {
@@ -405,8 +491,8 @@ class ConsoleConsumer {
 export function registerConsumeCommand(program: Command): void {
   const cmd = program
     .command('consume')
-    .description('print records of a topic (assign mode: explicit partitions and offsets, no consumer group)')
-    .argument('<topic>', 'topic name')
+    .description('print records of a topic: assign mode (explicit partitions and offsets), or as a member of a consumer group with --group')
+    .argument('<topic>', 'topic name (with --group also /regex/: every matching topic)')
     .option('-p, --partition <n[,n...]>', 'partitions to read (default: all)')
     .option('-o, --offset <where>', 'where to start in each partition: earliest, latest, or an offset', 'latest')
     .option('-n, --max-messages <n>', 'stop after printing this many records', intArg(0))
@@ -415,6 +501,10 @@ export function registerConsumeCommand(program: Command): void {
     .option('--json', 'print one JSON object per record: {topic,partition,offset,timestamp,key,value,headers}')
     .option('--fetch-max-wait-ms <ms>', 'how long a fetch waits on the broker for new data', intArg(0, 60_000), 500)
     .option('--fetch-max-bytes <bytes>', 'bound on one fetch response', intArg(1024), 16 << 20)
+    .option('-g, --group <id>', 'consume as a member of this consumer group (commits what it printed; --offset earliest|latest applies without a committed offset)')
+    .option('--assignor <name>', 'group mode: range, roundrobin or cooperative-sticky', 'cooperative-sticky')
+    .option('--session-timeout-ms <ms>', 'group mode: session timeout', intArg(1), 10_000)
+    .option('--group-instance-id <id>', 'group mode: static membership id')
     .addHelpText('after', `\n${FORMAT_HELP}\n\nExit code 0 after --max-messages, --timeout-ms or Ctrl-C; 1 with one line on an error.`);
   bootstrapOption(cmd);
   oneLineErrors(cmd, 'consume');
@@ -423,6 +513,11 @@ export function registerConsumeCommand(program: Command): void {
       if (flags.json && flags.format !== undefined) throw new CliError('--json and --format exclude each other');
       const start = parseOffset(flags.offset);
       registerCodecs();
+      if (flags.group !== undefined) {
+        exitQuietlyOnEpipe();
+        await runGroup(topicName, flags, start);
+        return;
+      }
       const render = flags.json ? renderJson(topicName) : compileFormat(flags.format ?? '%v', topicName);
       exitQuietlyOnEpipe();
       const cluster = new Cluster(flags.bootstrap);

@@ -9,6 +9,7 @@ import { registerClusterCommands } from './cluster.ts';
 import { registerTopicsCommands } from './topics.ts';
 import { registerProduceCommand } from './produce.ts';
 import { registerConsumeCommand } from './consume.ts';
+import { registerGroupsCommands } from './groups.ts';
 import { registerMetadataCommands } from './metadata.ts';
 import { registerPerfCommands } from './perf.ts';
 import { registerJepsenCommand } from './jepsen.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerTopicsCommands(program);
   registerProduceCommand(program);
   registerConsumeCommand(program);
+  registerGroupsCommands(program);
   registerMetadataCommands(program);
   registerPerfCommands(program);
   registerJepsenCommand(program);

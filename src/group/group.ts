@@ -196,8 +196,10 @@ export class Group {
         m.joinWaiter?.(joinError('REBALANCE_IN_PROGRESS', 'superseded by a newer join of the same member', memberId));
         m.joinWaiter = resolve;
         this.maybeCompleteJoin();
-      } else if (!changed && memberId !== this.leader && (this.state === 'Stable' || this.state === 'CompletingRebalance')) {
-        // A follower rejoining with what it had: nothing to rebalance [Kafka's handleJoinGroup].
+      } else if (!changed && (this.state === 'CompletingRebalance' || (this.state === 'Stable' && memberId !== this.leader))) {
+        // Rejoining with what it had (e.g. its JoinGroup answer was lost): the current
+        // generation again, no rebalance; in Stable only for a follower, since a leader
+        // rejoins to have the assignment computed again [Kafka's handleJoinGroup].
         resolve(this.joinResponse(m, false));
       } else {
         m.joinWaiter = resolve;

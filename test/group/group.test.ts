@@ -196,3 +196,16 @@ test("the coordinator partition is Kafka's: abs(String.hashCode) % partitions", 
   // Java "polygenelubricants".hashCode() == Integer.MIN_VALUE; Utils.abs maps it to 0.
   assert.equal(groupPartition('polygenelubricants', 12), 0);
 });
+
+test('a member that lost its JoinGroup answer rejoins with the same metadata and gets the same generation, leader included', async () => {
+  const { group } = setup();
+  const a = await joinNew(group);
+  const ja = await a.joined;
+  const again = await group.join({ groupId: 'g', memberId: a.memberId, sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 5_000, protocolType: 'consumer', protocols: PROTOCOLS() }, 'c', 'h');
+  assert.equal(group.state, 'CompletingRebalance');
+  assert.deepEqual([again.errorCode, again.generationId, again.leader, again.members.length], [0, ja.generationId, a.memberId, 1]);
+  await group.sync({ groupId: 'g', generationId: ja.generationId, memberId: a.memberId, assignments: [] });
+  // In Stable the leader's rejoin asks for a new assignment: a rebalance.
+  const leaderRejoin = group.join({ groupId: 'g', memberId: a.memberId, sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 5_000, protocolType: 'consumer', protocols: PROTOCOLS() }, 'c', 'h');
+  assert.equal((await leaderRejoin).generationId, ja.generationId + 1);
+});

@@ -168,6 +168,7 @@ export class ReplicaManager {
       const change = p.reconcile(a, now);
       if (change === 'becameLeader') {
         this.fetchers.unfollow(key);
+        this.flushNewLeader(p, key);
       } else if (change === 'becameFollower') {
         this.fetchers.follow(p);
       }
@@ -192,6 +193,22 @@ export class ReplicaManager {
         this.logger.error({ err: e, tp: key }, 'deleting partition data failed');
       }
     }
+  }
+
+  /**
+   * A new leader's own flushed offset counts toward its durable HW, which must reach the
+   * epoch start before consumers are served. Its log end may not be fsynced yet (a
+   * follower append still flushing when leadership arrived), and only a produce would
+   * report later progress: flush now and report it, so an idle partition gets there too.
+   */
+  private flushNewLeader(p: Partition, key: string): void {
+    if (!p.durable || p.log.flushedOffset >= p.log.logEndOffset) return;
+    void p.log.flush().then(
+      () => {
+        if (p.onLocalProgress()) this.delayed.touch(`hw:${key}`);
+      },
+      (e: unknown) => this.logger.warn({ tp: key, err: (e as Error).message }, 'flushing the new leader log failed'),
+    );
   }
 
   private settingsFor(a: PartitionAssignment) {

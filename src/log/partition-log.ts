@@ -247,8 +247,19 @@ export class PartitionLog {
         break;
       }
     }
-    this._recoveryPoint = Math.min(recoveryPoint, this.logEndOffset);
-    if (this._recoveryPoint < this.segments[0]!.baseOffset) this._recoveryPoint = this.segments[0]!.baseOffset;
+    // What recovery kept is valid but not known to be durable (after a process crash the
+    // unsynced writes may sit in the page cache only). fsync it, so the flushed offset
+    // covers the whole log: a replica reports it to the leader, whose durable high
+    // watermark and ISR admission wait for it, and a replica with nothing new to append
+    // would otherwise report the old checkpoint's recovery point forever (nothing else
+    // flushes an idle log).
+    for (let j = Math.max(0, this.floorIndex(recoveryPoint)); j < this.segments.length; j++) {
+      const seg = this.segments[j]!;
+      seg.unflushed = true;
+      await seg.flush();
+    }
+    await fsyncDir(this.dir);
+    this._recoveryPoint = this.logEndOffset;
   }
 
   private async readCheckpoint(): Promise<Checkpoint | undefined> {

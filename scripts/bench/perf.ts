@@ -385,7 +385,7 @@ function writeReport(record: { startedAt: string; seconds: number; machine: { cp
     '| figure | Raftka | target | | baseline on this machine |',
     '|---|---:|---:|---|---|',
     `| produce 100 B records (records/s) | ${v(fields.produceRecordsPerSec100B, 0)} | ≥ 250,000 | ${ok(fields.produceRecordsPerSec100B!, 250_000, 'min')} | |`,
-    `| produce 1 KiB records (MB/s) | ${v(fields.produceMBs1KiB)} | ≥ 50 | ${ok(fields.produceMBs1KiB!, 50, 'min')} | raw disk write ${v(fields.rawDiskWriteMBs, 0)} MB/s (÷3 replicas on one disk: ${v(fields.rawDiskWriteMBs! / 3, 0)}) |`,
+    `| produce 1 KiB records (MB/s) | ${v(fields.produceMBs1KiB)} | ≥ 50 | ${ok(fields.produceMBs1KiB!, 50, 'min')} | raw write into fresh page-cache pages (no sync) ${v(fields.rawDiskWriteMBs, 0)} MB/s |`,
     `| produce 1 KiB at 5,000/s, p50 (ms) | ${v(fields.produceP50Ms, 2)} | ≤ 3 | ${ok(fields.produceP50Ms!, 3, 'max')} | 4 KiB write+fdatasync p50 ${v(sync.p50Ms, 2)} ms |`,
     `| produce 1 KiB at 5,000/s, p99 (ms) | ${v(fields.produceP99Ms, 2)} | ≤ 15 | ${ok(fields.produceP99Ms!, 15, 'max')} | fdatasync p99 ${v(sync.p99Ms, 2)} ms, ${v(sync.perSec, 0)}/s |`,
     `| consume 1 KiB, one member (MB/s) | ${v(fields.consumeMBs1KiB)} | ≥ 200 | ${ok(fields.consumeMBs1KiB!, 200, 'min')} | raw grpc-js stream ${v(fields.rawGrpcMBs, 0)} MB/s |`,

@@ -6,8 +6,11 @@
  * cluster and stopped the clients, `finalReads` reads every key from the beginning to
  * its end offset as a process used for nothing else.
  *
- * Consumers read by assign only: the SDK has no group consumer yet (src/client has no
- * consumer.ts), so no subscribe/commit ops are recorded.
+ * Half of the consumers (by index and seed) read by `assign` with raw Fetch calls; the
+ * others are SDK group consumers (`subscribe` in one group, cooperative-sticky), whose
+ * every `eachBatch` is recorded as a poll (with the partitions rebalances gave it since
+ * its previous op as `rebalanceLog`) followed by a commit of the next offset; now and
+ * then one is torn down without leaving (a crash) and replaced.
  *
  * What is recorded, and why it is truthful:
  * - send ok: the broker acknowledged these offsets. send info: anything else, because a
@@ -258,7 +261,10 @@ export class Workload {
 
   start(): void {
     for (let p = 0; p < this.opts.producers; p++) this.loops.push(this.producerLoop(p));
-    for (let c = 0; c < this.opts.consumers; c++) this.loops.push(this.consumerLoop(this.opts.producers + c));
+    for (let c = 0; c < this.opts.consumers; c++) {
+      const process = this.opts.producers + c;
+      this.loops.push((c + this.opts.seed) % 2 === 1 ? this.groupConsumerLoop(process) : this.consumerLoop(process));
+    }
   }
 
   /** Asks every client to finish its current op and waits until all have. */
@@ -383,6 +389,68 @@ export class Workload {
       }
     } finally {
       cache.close();
+    }
+  }
+
+  /**
+   * A group member: subscribes to every topic, records each batch it is handed as a poll
+   * and commits past it (at-least-once: the commit follows the processing). Lives a
+   * random while, then crashes (abandon: no leave, no final commit) and is replaced.
+   */
+  private async groupConsumerLoop(process: number): Promise<void> {
+    const { recorder, keys } = this.opts;
+    const rnd = prng(this.opts.seed * 41 + process);
+    const groupId = `jepsen-${this.opts.seed}`;
+    while (!this.stopping) {
+      const raftka = new Raftka({ brokers: [...this.opts.bootstrap], clientId: `jepsen-${process}`, requestTimeout: 4000, connectionTimeout: 1000, metadataMaxAge: 2000 });
+      const consumer = raftka.consumer({ groupId, sessionTimeout: 6000, rebalanceTimeout: 6000, heartbeatInterval: 500, maxWaitTimeInMs: 200, autoOffsetReset: 'earliest', retry: { initialRetryTime: 50, maxRetryTime: 500 } });
+      const assigned: Key[][] = [];
+      consumer.on<{ partitions: { topic: string; partition: number }[] }>('consumer.partitions_assigned', (e) => {
+        assigned.push(e.payload.partitions.map((p) => `${p.topic}-${p.partition}`));
+      });
+      // Polls are recorded only after the subscribe op completed (one op at a time).
+      let subscribed!: () => void;
+      const ready = new Promise<void>((resolve) => (subscribed = resolve));
+      recorder.invoke(process, 'subscribe', keys);
+      try {
+        await withDeadline(consumer.connect(), 5000, 'consumer connect');
+        await consumer.subscribe({ topics: this.topics, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            await ready;
+            if (this.stopping) return;
+            const key = `${batch.topic}-${batch.partition}`;
+            const rebalanceLog = assigned.splice(0).map((ks) => ({ keys: ks }));
+            const records: [Offset, Value][] = batch.messages.map((m) => [Number(m.offset), decodeValue(m.value)]);
+            recorder.invoke(process, 'poll', null);
+            recorder.complete(process, 'ok', 'poll', (records.length > 0 ? { [key]: records } : {}) as PollResult, rebalanceLog.length > 0 ? { rebalanceLog } : {});
+            if (records.length === 0) return;
+            const next = records[records.length - 1]![0] + 1;
+            const value = { group: groupId, offsets: { [key]: next } };
+            recorder.invoke(process, 'commit', value);
+            try {
+              await withDeadline(consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(next) }]), 5000, 'commit');
+              recorder.complete(process, 'ok', 'commit', value);
+            } catch (e) {
+              recorder.complete(process, 'info', 'commit', value, { error: errorJson(e) });
+            }
+          },
+        });
+        recorder.complete(process, 'ok', 'subscribe', keys);
+      } catch (e) {
+        recorder.complete(process, 'info', 'subscribe', keys, { error: errorJson(e) });
+      }
+      subscribed();
+      // Live for a while, then crash (unless the run ends first).
+      const lifeMs = 4000 + rnd() * 8000;
+      const deadline = Date.now() + lifeMs;
+      while (!this.stopping && Date.now() < deadline) await sleep(100);
+      const crash = !this.stopping;
+      if (crash) await withDeadline(consumer.abandon(), 10_000, 'consumer abandon').catch(() => undefined);
+      else await withDeadline(consumer.disconnect(), 10_000, 'consumer disconnect').catch(() => undefined);
+      recorder.invoke(process, 'crash', null);
+      recorder.complete(process, 'ok', 'crash', null);
     }
   }
 

@@ -39,7 +39,11 @@ test('workload on a healthy cluster: every acknowledged send is read back at its
   assert.deepEqual([...keys].sort(), ['jepsen0-0', 'jepsen0-1', 'jepsen1-0', 'jepsen1-1']);
   const finalOp = history.find((op) => op.f === 'final-reads' && op.type === 'ok');
   assert.deepEqual(finalOp?.value, ['jepsen0-0', 'jepsen0-1', 'jepsen1-0', 'jepsen1-1']);
-  // Consumers recorded assigns before polling.
-  const firstConsumerOp = history.find((op) => op.process === schedule.producers);
-  assert.equal(firstConsumerOp?.f, 'assign');
+  // One consumer reads by assign, the other as a group member: each recorded how it
+  // started before polling, and the group member polled with a rebalance log and committed.
+  const firstOps = [schedule.producers, schedule.producers + 1].map((p) => history.find((op) => op.process === p)?.f).sort();
+  assert.deepEqual(firstOps, ['assign', 'subscribe']);
+  const member = history.find((op) => op.f === 'subscribe')!.process;
+  assert.ok(history.some((op) => op.process === member && op.f === 'poll' && op.type === 'ok' && 'rebalanceLog' in op), 'the member was told its partitions');
+  assert.ok(history.some((op) => op.process === member && op.f === 'commit' && op.type === 'ok'), 'the member committed');
 });

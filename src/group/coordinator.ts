@@ -138,7 +138,12 @@ export class GroupCoordinator {
       if (this.owned.get(p) !== owned) return;
       // A group whose metadata and offsets all ended in tombstones was deleted: the old
       // coordinator answered Dead for it, and so must this one.
-      for (const [id, g] of owned.groups) if (g.isGarbage && g.generation === 0) owned.groups.delete(id);
+      for (const [id, g] of owned.groups) {
+        if (g.isGarbage && g.generation === 0) owned.groups.delete(id);
+        // Offsets committed from outside any membership (no group record) expire by their
+        // commit time alone, not from this load (which would restart the retention).
+        else if (g.generation === 0 && g.protocolType === null) g.stateSinceMs = 0;
+      }
       owned.loaded = true;
       this.log.info({ partition: p, records, groups: owned.groups.size, ms: this.opts.clock.nowMs() - started }, 'loaded groups of a __consumer_offsets partition');
     } catch (e) {

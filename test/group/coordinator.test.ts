@@ -201,12 +201,16 @@ test('an empty group with nothing left, and expired offsets, are removed in the 
   assert.deepEqual(c.listGroups([]).groups.map((g) => g.groupId), [kept]);
   c.stop();
 
-  const next = coordinator(log, clock, 2);
+  const next = new GroupCoordinator({ brokerId: 2, clock, logger: silentLogger(), log, config: CONFIG, partitionExists: () => true, tickIntervalMs: 2 });
   next.onLeadership(PARTITIONS, new Map([[0, 1]]));
   await loaded(next, left);
   assert.deepEqual(next.listGroups([]).groups.map((g) => g.groupId), [kept]);
   assert.equal(next.describeGroups([left]).groups[0]!.groupState, 'Dead');
   assert.deepEqual(next.offsetFetch({ groupId: idle }).topics, []);
   assert.equal(next.offsetFetch({ groupId: kept, topics: [{ name: 'events', partitions: [0] }] }).topics[0]!.partitions[0]!.committedOffset, 6);
+  // The retention of `kept` counts from its commit, not from this load.
+  next.start();
+  clock.advance(CONFIG.offsetsRetentionMs - 1000);
+  await waitFor(`${kept}'s offsets expired`, () => next.offsetFetch({ groupId: kept }).topics.length === 0, 5000, 5);
   next.stop();
 });

@@ -28,8 +28,10 @@ let reflection: ReflectionService | undefined;
 function reflectionService(): ReflectionService {
   // Parsing the protos takes a few ms; one instance serves every server in the process.
   reflection ??= new ReflectionService({
-    ...protoLoader.loadSync('raftka.proto', { includeDirs: [PROTO_DIR] }),
-    ...protoLoader.loadSync('group.proto', { includeDirs: [PROTO_DIR] }),
+    // One load for both files: protobufjs names a file descriptor after its package
+    // (raftka_v1.proto), so two loads give two same-named files and reflection keeps
+    // only the first (raftka.v1.Groups went missing).
+    ...protoLoader.loadSync(['raftka.proto', 'group.proto'], { includeDirs: [PROTO_DIR] }),
     ...protoLoader.loadSync(healthProtoPath),
   });
   return reflection;

@@ -8,6 +8,46 @@ import { RawClient } from '../../src/client/raw-client.ts';
 import { GroupClient } from '../../src/client/group-client.ts';
 import { ERRORS } from '../../src/common/errors.ts';
 import { defer, tempDir, waitFor } from '../support/tmp.ts';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+
+// The reflection protocol's own .proto, as a generic gRPC tool (grpcurl) loads it.
+const REFLECTION_PROTO = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection')), '..', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
+
+/** One reflection request; the services the broker lists. */
+function listServices(address: string): Promise<string[]> {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(REFLECTION_PROTO)) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, { listServicesResponse?: { service: Array<{ name: string }> } }>;
+  };
+  return new Promise((resolve, reject) => {
+    const call = client.ServerReflectionInfo();
+    call.on('data', (r: { listServicesResponse?: { service: Array<{ name: string }> } }) => {
+      resolve((r.listServicesResponse?.service ?? []).map((x) => x.name));
+      call.end();
+    });
+    call.on('error', reject);
+    call.on('end', () => client.close());
+    call.write({ host: '', listServices: '*' });
+  });
+}
+
+function healthOf(address: string, service: string): Promise<string> {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { enums: String })) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+  const client = new pkg.grpc.health.v1.Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
+  };
+  return new Promise((resolve, reject) =>
+    client.Check({ service }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res.status);
+    }),
+  );
+}
 
 const PROTOCOL = { protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.from('sub') }] };
 
@@ -27,6 +67,10 @@ test('group coordinator: membership, fencing, offsets surviving the coordinator'
   const clients = new Map<number, GroupClient>([1, 2, 3].map((id) => [id, new GroupClient(cluster.clientAddress(id), 10_000)]));
   defer(t, () => clients.forEach((c) => c.close()));
   const anyClient = clients.get(1)!;
+
+  // Generic gRPC tools find the Groups service next to Raftka.
+  assert.deepEqual((await listServices(cluster.clientAddress(1))).filter((n) => n.startsWith('raftka.')).sort(), ['raftka.v1.Groups', 'raftka.v1.Raftka']);
+  assert.equal(await healthOf(cluster.clientAddress(1), 'raftka.v1.Groups'), 'SERVING');
 
   // Bad input first: nothing is created for it.
   assert.equal((await anyClient.findCoordinator('')).errorCode, ERRORS.INVALID_GROUP_ID.code);

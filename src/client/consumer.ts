@@ -222,6 +222,8 @@ export class Consumer {
   private groupLoopDone: Promise<void> | undefined;
   private heartbeatLoopDone: Promise<void> | undefined;
   private joined = false;
+  /** A JoinGroup/SyncGroup is under way: heartbeats would only answer REBALANCE_IN_PROGRESS. */
+  private joining = false;
   private readonly inProcess = new Set<Promise<void>>();
 
   readonly groupId: string | undefined;
@@ -625,11 +627,17 @@ export class Consumer {
     const cooperative = this.assigners[0]!.protocol === 'COOPERATIVE';
     this.emit('consumer.rebalancing', { groupId: this.groupId, memberId: m.memberId, reason: this.rejoinReason });
     if (!cooperative) await this.revoke([...this.parts.values()], true);
+    // A pattern that matches nothing yet joins with no topics (it may match later, as Kafka).
     const topics = await this.subscribedTopics();
-    if (topics.length === 0) throw new RaftkaProtocolError('UNKNOWN_TOPIC_OR_PARTITION', `no topic matches the subscription ${this.subscriptions.map(String).join(', ')}`);
     this.ctx.cluster.addTopics(topics);
     const owned = this.assignment();
-    const r = await m.join(topics, owned, this.rejoinReason, this.stopper.signal);
+    this.joining = true;
+    let r: Awaited<ReturnType<Membership['join']>>;
+    try {
+      r = await m.join(topics, owned, this.rejoinReason, this.stopper.signal);
+    } finally {
+      this.joining = false;
+    }
     this.joined = true;
     const next = new Set(r.assignment.flatMap((tp) => tp.partitions.map((p) => tpKey(tp.topic, p))));
     const revoked = [...this.parts.values()].filter((p) => !next.has(p.key));
@@ -682,7 +690,7 @@ export class Consumer {
     while (this.state === 'running') {
       await delay(this.heartbeatInterval, this.stopper.signal);
       if (this.state !== 'running') return;
-      if (this.rejoinNeeded) continue;
+      if (this.rejoinNeeded || this.joining) continue;
       try {
         const err = await m.heartbeat(this.stopper.signal);
         if (err === undefined) this.emit('consumer.heartbeat', { groupId: this.groupId, memberId: m.memberId, groupGenerationId: m.generationId });

@@ -143,6 +143,39 @@ test('group coordinator: membership, fencing, offsets surviving the coordinator'
   assert.equal(described.groups[0]!.members[0]!.memberAssignment.toString(), 'all-of-it');
   assert.equal((await coord().deleteGroups(['g1'])).results[0]!.errorCode, ERRORS.NON_EMPTY_GROUP.code);
 
+  // Over the wire, a second group: a rebalance with two members (JoinGroup waits for
+  // the other member) and a static member restarting without a rebalance [KIP-345].
+  const c2 = clients.get(await findCoordinator('g2'))!;
+  const join2 = (memberId: string, instance = '') => c2.joinGroup({ groupId: 'g2', sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, memberId, groupInstanceId: instance, ...PROTOCOL });
+  const a2 = await waitFor('static member joins g2', async () => {
+    const r = await join2('', 'pod-a');
+    return r.errorCode === ERRORS.COORDINATOR_LOAD_IN_PROGRESS.code ? undefined : r;
+  }, 20_000, 100);
+  assert.equal(a2.errorCode, 0, a2.errorMessage);
+  assert.equal((await c2.syncGroup({ groupId: 'g2', generationId: a2.generationId, memberId: a2.memberId, groupInstanceId: 'pod-a', assignments: [{ memberId: a2.memberId, assignment: Buffer.from('A1') }] })).assignment.toString(), 'A1');
+  const bFirst = await join2('');
+  assert.equal(bFirst.errorCode, ERRORS.MEMBER_ID_REQUIRED.code);
+  const bId = bFirst.memberId;
+  const bJoin = join2(bId); // waits until pod-a rejoins
+  await waitFor('pod-a told to rejoin', async () => (await c2.heartbeat({ groupId: 'g2', generationId: a2.generationId, memberId: a2.memberId, groupInstanceId: 'pod-a' })).errorCode === ERRORS.REBALANCE_IN_PROGRESS.code, 10_000, 20);
+  const [a3, b3] = await Promise.all([join2(a2.memberId, 'pod-a'), bJoin]);
+  assert.deepEqual([a3.errorCode, b3.errorCode, a3.generationId, b3.generationId], [0, 0, a2.generationId + 1, a2.generationId + 1]);
+  assert.equal(a3.leader, a2.memberId);
+  assert.deepEqual(a3.members.map((m) => m.memberId).sort(), [a2.memberId, bId].sort());
+  const [sa, sb] = await Promise.all([
+    c2.syncGroup({ groupId: 'g2', generationId: a3.generationId, memberId: a2.memberId, groupInstanceId: 'pod-a', assignments: [{ memberId: a2.memberId, assignment: Buffer.from('A2') }, { memberId: bId, assignment: Buffer.from('B2') }] }),
+    c2.syncGroup({ groupId: 'g2', generationId: b3.generationId, memberId: bId }),
+  ]);
+  assert.deepEqual([sa.assignment.toString(), sb.assignment.toString()], ['A2', 'B2']);
+  // pod-a restarts (no member id, same instance id and subscription): same generation,
+  // its assignment back, b undisturbed; the old incarnation is fenced.
+  const restarted = await join2('', 'pod-a');
+  assert.deepEqual([restarted.errorCode, restarted.generationId], [0, a3.generationId]);
+  assert.notEqual(restarted.memberId, a2.memberId);
+  assert.equal((await c2.syncGroup({ groupId: 'g2', generationId: a3.generationId, memberId: restarted.memberId, groupInstanceId: 'pod-a' })).assignment.toString(), 'A2');
+  assert.equal((await c2.heartbeat({ groupId: 'g2', generationId: b3.generationId, memberId: bId })).errorCode, 0, 'no rebalance for b');
+  assert.equal((await c2.heartbeat({ groupId: 'g2', generationId: a3.generationId, memberId: a2.memberId, groupInstanceId: 'pod-a' })).errorCode, ERRORS.FENCED_INSTANCE_ID.code);
+
   // kill -9 of the coordinator's broker: another broker takes over the partition, loads
   // it, and every committed offset and the member's assignment survive.
   await cluster.kill9(coordinatorId);

@@ -215,6 +215,9 @@ test('SDK consumer against a three-node cluster', { timeout: 400_000 }, async (t
     for (const [i, m] of survivors.entries()) {
       for (const k of keptBefore[i]!) {
         assert.ok(m.owned().has(k), `${m.name} lost ${k}`);
+        // Cooperative: a kept partition is never revoked, not even for a moment (an eager
+        // member gives up everything before rejoining).
+        assert.ok(!m.events.some((e) => e.ev === 'revoked' && e.t >= killAt && e.partitions!.some(([tp, pp]) => `${tp}-${pp}` === k)), `${m.name} revoked its kept partition ${k}`);
         const times = m.events.filter((e) => e.ev === 'msg' && `${e.topic}-${e.partition}` === k && e.t >= killAt - 500).map((e) => e.t);
         const end = Date.now();
         let maxGap = 0;
@@ -252,6 +255,27 @@ test('SDK consumer against a three-node cluster', { timeout: 400_000 }, async (t
     defer(t, () => rpc.close());
     const committed = await fetchCommitted(rpc, [{ topic: 'grp', partitions: [0, 1, 2, 3, 4, 5] }], 10_000);
     for (let p = 0; p < 6; p++) assert.equal(committed.get(`grp:${p}`), hw[p], `partition ${p}: committed offset after a graceful stop`);
+  });
+
+  await t.test('eager (range): three members, kill -9 of one, its partitions move, no double ownership, every record processed', async (t) => {
+    const cfg = (name: string) => ({ brokers, groupId: 'g-range', topics: ['grp'], assignor: 'range', sessionTimeout: 3_000, heartbeatInterval: 300, autoCommitInterval: 300, processMs: 2, name });
+    const members = ['a', 'b', 'c'].map((n) => new Member(n, cfg(n)));
+    for (const m of members) defer(t, () => m.stop());
+    await waitFor('every partition owned by exactly one member', () => exactlyOneOwner(members, 'grp', 6) && members.every((m) => m.owned().size === 2), 60_000, 50);
+    await waitFor('messages flowing', () => members.every((m) => m.events.some((e) => e.ev === 'msg')), 30_000, 50);
+    members[0]!.kill9();
+    const killAt = Date.now();
+    await waitFor('survivors own all 6', () => exactlyOneOwner(members.slice(1), 'grp', 6), 13_000, 20);
+    assert.ok(Date.now() - killAt < 8_000, `moved after ${Date.now() - killAt} ms`);
+    assertNoDoubleOwnership(members);
+    // Eager: the survivors gave up everything before rejoining (what cooperative avoids).
+    for (const m of members.slice(1)) assert.ok(m.events.some((e) => e.ev === 'revoked' && e.t >= killAt && e.partitions!.length === 2), `${m.name} did not revoke before rejoining`);
+    const hw = (await admin.fetchTopicOffsets('grp')).map((o) => o.high);
+    await waitFor('every record processed', () => hw.every((h, p) => {
+      const done = new Set<number>();
+      for (const m of members) for (const e of m.events) if (e.ev === 'msg' && e.partition === p) done.add(e.offset!);
+      return done.size === h;
+    }), 60_000, 100);
   });
 
   await t.test('static membership: a member restarted with its groupInstanceId within the session timeout gets its partitions back, no rebalance of the others', async (t) => {

@@ -315,4 +315,43 @@ test('SDK consumer against a three-node cluster', { timeout: 400_000 }, async (t
     assert.equal((await fetchCommitted(unknown, [{ topic: 'grp', partitions: [0] }], 10_000)).get('grp:0'), -1);
     assert.throws(() => raftka.consumer({ groupId: 'x', heartbeatInterval: 5_000, sessionTimeout: 3_000 }), /heartbeatInterval/);
   });
+
+  await t.test('kill -9 of the coordinator broker: committed offsets survive and the group carries on', async (t) => {
+    await admin.createTopics({ topics: [{ topic: 'fo', numPartitions: 3, replicationFactor: 3 }] });
+    await producer.send({ topic: 'fo', messages: Array.from({ length: 30 }, (_, i) => ({ partition: i % 3, value: `a${i}` })) });
+    const seen: string[] = [];
+    const consumer = raftka.consumer({ groupId: 'g-fo', sessionTimeout: 10_000, heartbeatInterval: 300, maxWaitTimeInMs: 100, autoOffsetReset: 'earliest' });
+    defer(t, () => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'fo' });
+    await consumer.run({ autoCommitInterval: 200, eachMessage: async ({ message }) => void seen.push(message.value!.toString()) });
+    await waitFor('30 records', () => seen.length >= 30, 30_000, 50);
+    await consumer.commitOffsets();
+    const rpc = new GroupRpc(new Cluster({ brokers, requestTimeoutMs: 5_000, connectionTimeoutMs: 1_000, metadataMaxAgeMs: 60_000, logger: silentLogger() }), 'g-fo', 5_000, silentLogger());
+    defer(t, () => rpc.close());
+    await waitFor('commits of all 30', async () => {
+      const c = await fetchCommitted(rpc, [{ topic: 'fo', partitions: [0, 1, 2] }], 10_000);
+      return [0, 1, 2].every((p) => c.get(`fo:${p}`) === 10);
+    }, 10_000, 100);
+    const address = await rpc.findCoordinator(Date.now() + 10_000);
+    const victim = cluster.spec.nodeIds.find((id) => cluster.clientAddress(id) === address)!;
+    cluster.procs.get(victim)!.kill('SIGKILL');
+    const committedAfter = await waitFor('committed offsets from the new coordinator', async () => {
+      try {
+        const c = await fetchCommitted(rpc, [{ topic: 'fo', partitions: [0, 1, 2] }], 2_000);
+        return [0, 1, 2].every((p) => (c.get(`fo:${p}`) ?? -1) >= 10) ? c : undefined;
+      } catch {
+        return undefined;
+      }
+    }, 20_000, 100);
+    assert.deepEqual([0, 1, 2].map((p) => committedAfter.get(`fo:${p}`)), [10, 10, 10], 'no committed offset lost');
+    // The group carries on: new records are consumed and committed through the new coordinator.
+    await producer.send({ topic: 'fo', messages: Array.from({ length: 6 }, (_, i) => ({ partition: i % 3, value: `b${i}` })) });
+    await waitFor('new records consumed', () => [0, 1, 2, 3, 4, 5].every((i) => seen.includes(`b${i}`)), 30_000, 50);
+    await waitFor('new records committed', async () => {
+      const c = await fetchCommitted(rpc, [{ topic: 'fo', partitions: [0, 1, 2] }], 2_000).catch(() => undefined);
+      return c !== undefined && [0, 1, 2].every((p) => c.get(`fo:${p}`) === 12);
+    }, 30_000, 100);
+    assert.equal(new Set(seen).size, 36, 'every record consumed');
+  });
 });

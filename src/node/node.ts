@@ -332,8 +332,46 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
         reconciling = false;
       }
     };
-    const unsubscribe = stateMachine.subscribe((u) => void reconcile(u.image));
-    closers.push(() => unsubscribe());
+    // Replicas follow the image only once it has caught up with the quorum [Kafka: the
+    // broker publishes metadata once it reached the metadata log's high watermark]. The
+    // image restored at start (last snapshot plus the locally known committed prefix) may
+    // be far behind: acting on it made a restarted broker lead at a leader epoch the
+    // controller had already replaced, next to the real leader of a newer epoch.
+    let metadataCaughtUp = false;
+    let stopping = false;
+    const unsubscribe = stateMachine.subscribe((u) => {
+      if (metadataCaughtUp) void reconcile(u.image);
+    });
+    closers.push(() => {
+      stopping = true;
+      unsubscribe();
+    });
+    const catchUpThenReconcile = async () => {
+      // A read index answers once the Raft leader confirmed it leads and this node applied
+      // its commit index; until then (no leader yet, or a leader that died with the
+      // request: 2 s per attempt) ask again.
+      while (!stopping) {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          const index = await Promise.race([
+            raft.driver.readIndex(),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new Error('read index timed out')), 2000);
+              timer.unref();
+            }),
+          ]);
+          if (stopping) return;
+          metadataCaughtUp = true;
+          log.info({ index, imageOffset: stateMachine.image.offset }, 'metadata caught up with the quorum; applying it to replicas');
+          await reconcile(stateMachine.image);
+          return;
+        } catch {
+          await new Promise<void>((resolve) => setTimeout(resolve, 100).unref());
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    };
 
     const lifecycle = new BrokerLifecycle({
       brokerId: nodeId,
@@ -351,7 +389,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
     late.lifecycle = lifecycle;
     lifecycle.start();
     closers.push(() => lifecycle.stop());
-    void reconcile(stateMachine.image);
+    void catchUpThenReconcile();
 
     log.info({ clusterId, client: endpoints[0], replication: endpoints[1], controller: raft.port }, 'node started');
 

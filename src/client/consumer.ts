@@ -530,7 +530,9 @@ export class Consumer {
       try {
         await this.membership!.commit(topics, this.ctx.requestTimeoutMs);
       } catch (e) {
-        if (e instanceof RaftkaProtocolError && ['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID'].includes(e.errorName) && this.mode === 'subscribe') this.requestRejoin(`commit answered ${e.errorName}`);
+        // A commit that lands while this member is joining says nothing new; rejoining
+        // again after the join would only start one more rebalance for everyone.
+        if (e instanceof RaftkaProtocolError && ['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID'].includes(e.errorName) && this.mode === 'subscribe' && !this.joining) this.requestRejoin(`commit answered ${e.errorName}`);
         throw e;
       }
       for (const { p, offset } of list) p.committed = Math.max(p.committed, offset);

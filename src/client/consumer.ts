@@ -911,22 +911,48 @@ export class Consumer {
 
   // ─── processing ───
 
+  /**
+   * Hands a response's partitions to the handler. `partitionsConsumedConcurrently` bounds
+   * the handlers running at once across every fetch loop (as KafkaJS: 1 means one at a
+   * time, whichever broker the data came from).
+   */
   private async process(data: FetchedPartition[]): Promise<void> {
-    const queue = [...data];
-    const workers = Array.from({ length: Math.min(this.runOpts.partitionsConsumedConcurrently, queue.length) }, async () => {
-      for (let d = queue.shift(); d; d = queue.shift()) {
+    await Promise.all(
+      data.map(async (d) => {
         const p = d.p;
-        if (p.epoch !== d.epoch || p.removed) continue;
-        const work = this.processPartition(d);
+        if (p.epoch !== d.epoch || p.removed) return;
+        // Claim the partition before waiting for a slot, so a revoke waits for it too.
+        let release!: () => void;
+        const work = new Promise<void>((r) => (release = r));
+        const prev = p.busy;
         p.busy = work;
         try {
-          await work;
+          await prev;
+          await this.acquireSlot();
+          try {
+            if (p.epoch === d.epoch && !p.removed) await this.processPartition(d);
+          } finally {
+            this.releaseSlot();
+          }
         } finally {
+          release();
           if (p.busy === work) p.busy = undefined;
         }
-      }
-    });
-    await Promise.all(workers);
+      }),
+    );
+  }
+
+  private slotsInUse = 0;
+  private readonly slotWaiters: Array<() => void> = [];
+
+  private async acquireSlot(): Promise<void> {
+    while (this.slotsInUse >= this.runOpts.partitionsConsumedConcurrently) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.slotsInUse++;
+  }
+
+  private releaseSlot(): void {
+    this.slotsInUse--;
+    this.slotWaiters.shift()?.();
   }
 
   private async processPartition(d: FetchedPartition): Promise<void> {

@@ -175,6 +175,34 @@ test('SDK consumer against a three-node cluster', { timeout: 400_000 }, async (t
     assert.throws(() => consumer.seek({ topic: 'assign', partition: 7, offset: 0 }), (e: unknown) => e instanceof RaftkaClientError && e.type === 'INVALID_ARGUMENT');
   });
 
+  await t.test('partitionsConsumedConcurrently bounds the handlers running at once across every broker; order per partition holds', async (t) => {
+    await admin.createTopics({ topics: [{ topic: 'conc', numPartitions: 6, replicationFactor: 3 }] });
+    await producer.send({ topic: 'conc', messages: Array.from({ length: 120 }, (_, i) => ({ partition: i % 6, value: String(i) })) });
+    for (const limit of [1, 2]) {
+      const consumer = raftka.consumer({ maxWaitTimeInMs: 100 });
+      defer(t, () => consumer.disconnect());
+      await consumer.connect();
+      consumer.assign(Array.from({ length: 6 }, (_, partition) => ({ topic: 'conc', partition, offset: 0 })));
+      let active = 0;
+      let maxActive = 0;
+      const order = new Map<number, number[]>();
+      await consumer.run({
+        partitionsConsumedConcurrently: limit,
+        eachMessage: async ({ partition, message }) => {
+          active++;
+          maxActive = Math.max(maxActive, active);
+          order.set(partition, [...(order.get(partition) ?? []), Number(message.offset)]);
+          await new Promise((r) => setTimeout(r, 1)); // the handler's work
+          active--;
+        },
+      });
+      await waitFor('120 records', () => [...order.values()].reduce((n, l) => n + l.length, 0) >= 120, 30_000);
+      assert.ok(maxActive <= limit, `limit ${limit}: ${maxActive} handlers ran at once`);
+      for (const [p, l] of order) assert.deepEqual(l, Array.from({ length: 20 }, (_, i) => i), `partition ${p} in order`);
+      await consumer.disconnect();
+    }
+  });
+
   await admin.createTopics({ topics: [{ topic: 'grp', numPartitions: 6, replicationFactor: 3 }] });
   // A background producer keeps records flowing into every partition.
   let producing = true;

@@ -970,9 +970,15 @@ export class Consumer {
           if (p.position !== undefined && rec.offset < p.position) continue;
           await this.runOpts.eachMessage({ topic: p.topic, partition: p.partition, message: toMessage(rec), heartbeat, pause });
           // The handler resolved: this record may be committed. A seek or revoke meanwhile
-          // bumped the epoch; the record was still processed, so resolving it is right
-          // unless the partition moved to a new position.
-          if (p.epoch !== d.epoch) return;
+          // bumped the epoch and the rest of this data is dropped; a pause from inside the
+          // handler (as KafkaJS) still counts this record as processed.
+          if (p.epoch !== d.epoch) {
+            if (p.paused && !p.removed && p.position === rec.offset && p.fetchOffset === rec.offset) {
+              p.position = p.resolved = p.fetchOffset = rec.offset + 1;
+              this.uncommittedCount++;
+            }
+            return;
+          }
           p.position = rec.offset + 1;
           p.resolved = rec.offset + 1;
           this.uncommittedCount++;

@@ -203,6 +203,26 @@ test('SDK consumer against a three-node cluster', { timeout: 400_000 }, async (t
     }
   });
 
+  await t.test('pause() from inside eachMessage: that record counts as processed, the rest waits for resume', async (t) => {
+    const consumer = raftka.consumer({ maxWaitTimeInMs: 100 });
+    defer(t, () => consumer.disconnect());
+    await consumer.connect();
+    consumer.assign([{ topic: 'conc', partition: 0, offset: 0 }]);
+    const offsets: number[] = [];
+    let resumeFn: (() => void) | undefined;
+    await consumer.run({
+      eachMessage: async ({ message, pause }) => {
+        offsets.push(Number(message.offset));
+        if (message.offset === '5' && !resumeFn) resumeFn = pause();
+      },
+    });
+    await waitFor('paused at 5', () => resumeFn !== undefined && consumer.paused().length === 1, 10_000);
+    assert.deepEqual(offsets, [0, 1, 2, 3, 4, 5], 'nothing after the pause');
+    resumeFn!();
+    await waitFor('all 20', () => offsets.length >= 20, 10_000);
+    assert.deepEqual(offsets, Array.from({ length: 20 }, (_, i) => i), 'offset 5 not delivered again');
+  });
+
   await admin.createTopics({ topics: [{ topic: 'grp', numPartitions: 6, replicationFactor: 3 }] });
   // A background producer keeps records flowing into every partition.
   let producing = true;

@@ -237,9 +237,19 @@ export class PartitionLog {
   private async recover(recoveryPoint: number): Promise<void> {
     let i = Math.max(0, this.floorIndex(recoveryPoint));
     this.logger.info({ recoveryPoint, fromSegment: this.segments[i]!.baseOffset }, 'recovering log after unclean shutdown');
+    // The leader-epoch checkpoint is written after the batches it describes, so a crash
+    // can leave batches whose epoch it never recorded. A follower whose cache lacks the
+    // epoch of its last batches reports no last fetched epoch, the leader's divergence
+    // check [KIP-101] is skipped, and a divergent tail survives (seen: offset 0 written
+    // in epoch 0 on a killed leader, kept beside the new leader's offset 0 of epoch 1).
+    // So the epochs of the rescanned range are rebuilt from the batches themselves.
+    this.epochs.truncateFromEnd(this.segments[i]!.baseOffset);
+    const assignEpoch = (h: BatchHeader) => {
+      if (h.partitionLeaderEpoch >= 0) this.epochs.assign(h.partitionLeaderEpoch, h.baseOffset);
+    };
     for (; i < this.segments.length; i++) {
       const seg = this.segments[i]!;
-      const { truncated } = await seg.recover();
+      const { truncated } = await seg.recover(assignEpoch);
       if (truncated && i < this.segments.length - 1) {
         const doomed = this.segments.splice(i + 1);
         this.logger.warn({ segments: doomed.map((s) => s.baseOffset) }, 'deleting segments after a corrupt batch');
@@ -260,6 +270,7 @@ export class PartitionLog {
     }
     await fsyncDir(this.dir);
     this._recoveryPoint = this.logEndOffset;
+    await this.epochs.persist();
   }
 
   private async readCheckpoint(): Promise<Checkpoint | undefined> {

@@ -130,11 +130,12 @@ export class LogSegment {
    * Scans every batch from the start, checking CRCs when `validate`, rebuilding indexes.
    * Truncates the file at the first invalid batch and returns whether it did.
    */
-  async recover(): Promise<{ truncated: boolean }> {
-    return this.rebuild(true);
+  /** Rescans and CRC-checks every batch, cutting at the first bad one; `onBatch` sees each good one. */
+  async recover(onBatch?: (h: BatchHeader) => void): Promise<{ truncated: boolean }> {
+    return this.rebuild(true, onBatch);
   }
 
-  private async rebuild(validate: boolean): Promise<{ truncated: boolean }> {
+  private async rebuild(validate: boolean, onBatch?: (h: BatchHeader) => void): Promise<{ truncated: boolean }> {
     this.index = new OffsetIndex();
     this.timeIndex = new TimeIndex();
     this.bytesSinceIndexEntry = 0;
@@ -143,6 +144,7 @@ export class LogSegment {
     const end = await this.scan(0, validate, (pos, h) => {
       this.indexBatch(pos, h.baseOffset, h.maxTimestamp, h.sizeInBytes);
       this.noteTail(pos, h);
+      onBatch?.(h);
     });
     if (end < this.size) {
       this.opts.logger.warn(

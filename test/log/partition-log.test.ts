@@ -193,6 +193,24 @@ test('compaction keeps the latest value per key, keeps offsets, and drops old to
   assert.equal(left.length, 8 - tombstones.length - (tombstones.includes('k0') ? 0 : 0), `tombstones dropped: ${JSON.stringify(left)}`);
 });
 
+test('recovery rebuilds leader epochs the checkpoint missed (crash between the write and the epoch checkpoint)', async (t) => {
+  const dir = tempDir(t);
+  let log = await PartitionLog.open(dir, { config: small() });
+  await log.appendAsLeader(batchOf(2, 'a'), 0);
+  await log.appendAsLeader(batchOf(2, 'b'), 2);
+  await log.flush();
+  await log.abandon();
+  // The crash came before the epoch checkpoint was written: it lists nothing.
+  writeFileSync(join(dir, 'leader-epoch-checkpoint'), '0\n0\n');
+  log = await PartitionLog.open(dir, { config: small() });
+  defer(t, () => log.close());
+  assert.deepEqual(log.leaderEpochCache.all(), [{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 2 }]);
+  // A follower with this log reports epoch 2 as its last fetched epoch, so a leader can
+  // find where the logs diverge.
+  assert.deepEqual(log.endOffsetForEpoch(0), { epoch: 0, endOffset: 2 });
+  assert.equal(log.leaderEpochCache.latestEpoch(), 2);
+});
+
 test('recovery after a crash cuts a torn tail and a corrupt batch, logs it, and never serves it', async (t) => {
   const dir = tempDir(t);
   let log = await PartitionLog.open(dir, { config: small() });

@@ -27,7 +27,8 @@ export function defer(t: HasAfter, fn: () => unknown): void {
 
 export function tempDir(t: HasAfter, prefix = 'raftka-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  defer(t, () => rmSync(dir, { recursive: true, force: true }));
+  // RAFTKA_KEEP_TMP=1 keeps them (node logs, data dirs) for a post-mortem of a failure.
+  if (!process.env.RAFTKA_KEEP_TMP) defer(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -349,7 +349,10 @@ export class PartitionLog {
     const max = this.config['max.message.bytes'];
     let prevLast = -1;
     for (const b of batches) {
-      if (b.size > max) {
+      // Only a leader enforces max.message.bytes, as in Kafka: a follower copies what its
+      // leader accepted, possibly under a larger limit before a config change reached
+      // either of them, and refusing it would strand the replica forever.
+      if (asLeader && b.size > max) {
         throw new RaftkaError('MESSAGE_TOO_LARGE', `record batch of ${b.size} bytes exceeds max.message.bytes ${max}`);
       }
       if (!asLeader) {

@@ -137,6 +137,16 @@ test('follower appends keep leader offsets and refuse to go back', async (t) => 
   assert.equal(log.logEndOffset, 100);
 });
 
+test('a follower copies a batch over its max.message.bytes (the leader accepted it, maybe under an older limit); a leader refuses it', async (t) => {
+  const log = await PartitionLog.open(tempDir(t), { config: small({ 'max.message.bytes': 200 }) });
+  defer(t, () => log.close());
+  const big = buildBatch([{ value: 'x'.repeat(500) }], { baseOffset: 0, partitionLeaderEpoch: 1 });
+  await assert.rejects(log.appendAsLeader(big, 1), (e: unknown) => isRaftkaError(e, 'MESSAGE_TOO_LARGE'));
+  assert.equal(log.logEndOffset, 0);
+  await log.appendAsFollower(big);
+  assert.equal(log.logEndOffset, 1);
+});
+
 test('retention deletes whole old segments by bytes and by time, never the active one', async (t) => {
   const clock = new ManualClock(10_000);
   const log = await PartitionLog.open(tempDir(t), { config: small({ 'retention.bytes': 2048, 'retention.ms': 5000 }), clock });

@@ -177,14 +177,15 @@ export class Partition {
   }
 
   /** Leader append. acks=all is refused up front (nothing written) when the ISR is below min.insync.replicas. */
-  async appendAsLeader(records: Buffer, acks: number): Promise<AppendInfo> {
+  /** `onWritten`: see PartitionLog.appendAsLeader. */
+  async appendAsLeader(records: Buffer, acks: number, onWritten?: () => void): Promise<AppendInfo> {
     const state = this.requireLeader();
     if (acks === -1 && state.isr.length < this.settings.minInsyncReplicas) {
       throw new RaftkaError('NOT_ENOUGH_REPLICAS', `ISR ${JSON.stringify(state.isr)} is smaller than min.insync.replicas ${this.settings.minInsyncReplicas}`);
     }
     let info: AppendInfo;
     try {
-      info = await this.log.appendAsLeader(records, state.leaderEpoch, this.admit);
+      info = await this.log.appendAsLeader(records, state.leaderEpoch, this.admit, onWritten);
     } catch (e) {
       // A failed write after admission may leave the producer state ahead of the log:
       // rebuild it from what the log holds before admitting more idempotent batches.

@@ -288,9 +288,9 @@ export class ReplicaManager {
     if (acks !== -1 && acks !== 0 && acks !== 1) throw new RaftkaError('INVALID_REQUIRED_ACKS', `acks must be -1 (all), 0 or 1, got ${acks}`);
     const p = this.requirePartition(topicId, partition);
     const epoch = p.leaderEpoch;
-    const info = await p.appendAsLeader(records, acks);
     const key = tpKey(topicId, partition);
-    this.delayed.touch(`leo:${key}`);
+    // Followers parked on this partition's log end fetch as soon as the batch is written.
+    const info = await p.appendAsLeader(records, acks, () => this.delayed.touch(`leo:${key}`));
     // Partition.appendAsLeader has already applied the local progress, so a second
     // onLocalProgress() reports no change even when the append moved the HW (a
     // single-replica ISR): wake HW waiters (parked consumer fetches) unconditionally.

@@ -313,3 +313,16 @@ test('segment.ms rolls the active segment by age; flush.messages and flush.ms fl
   assert.equal(timed.flushedOffset, 0, 'not flushed at once');
   await waitFor('flush.ms flush', () => timed.flushedOffset === 2, 5000);
 });
+
+test('a durable leader append tells onWritten once the batch is written, before its fsync', async (t) => {
+  const log = await PartitionLog.open(tempDir(t), { config: small({ 'flush.before.ack': true }) });
+  defer(t, () => log.close());
+  let seen: { logEnd: number; flushed: number } | undefined;
+  const info = await log.appendAsLeader(batchOf(3, 'w'), 0, undefined, () => {
+    seen = { logEnd: log.logEndOffset, flushed: log.flushedOffset };
+  });
+  // A leader wakes its followers at that point, so their fetch overlaps its own fsync.
+  assert.deepEqual(seen, { logEnd: 3, flushed: 0 });
+  assert.equal(info.lastOffset, 2);
+  assert.equal(log.flushedOffset, 3, 'the append itself still resolves only once durable');
+});

@@ -1,18 +1,16 @@
 // A cluster of real Raftka processes on 127.0.0.1: formats data dirs on first start,
-// writes each node's server.properties, spawns `raftka broker` per node, and stops every
-// process it started by PID. Used by `raftka dev`, the multi-process tests and the
-// benchmarks.
+// writes each node's server.properties, spawns `raftka broker` per node (from the broker
+// bundle, see broker-bundle.ts), and stops every process it started by PID. Used by
+// `raftka dev`, the multi-process tests and the benchmarks.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatDir, readMetaProperties } from '../io/meta-properties.ts';
 import { randomUuid } from '../common/ids.ts';
 import { RawClient } from '../client/raw-client.ts';
 import type { DescribeClusterResponse } from '../proto/raftka.ts';
-
-const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+import { brokerLaunch } from './broker-bundle.ts';
 
 export interface ProcessClusterSpec {
   root: string;
@@ -155,9 +153,10 @@ export class ProcessCluster {
     const existing = this.procs.get(id);
     if (existing && existing.exitCode === null && existing.signalCode === null) return existing;
     const fd = openSync(this.logPath(id), 'a');
-    const child = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), '--import', 'tsx', MAIN, 'broker', '--config', this.configPaths.get(id)!], {
+    const launch = brokerLaunch({ ...process.env, ...this.spec.env });
+    const child = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), ...launch.args, 'broker', '--config', this.configPaths.get(id)!], {
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...this.spec.env },
+      env: launch.env,
     });
     closeSync(fd);
     track(child);

@@ -238,6 +238,27 @@ export interface ProducerContext {
   onDisconnect?: () => void;
 }
 
+/** Bytes of a key, value or header part: exact, or a cheap bound (3 bytes per UTF-16 unit at most). */
+function partBytes(v: Buffer | string | null | undefined, exact: boolean): number {
+  if (v === null || v === undefined) return 0;
+  if (typeof v !== 'string') return v.length;
+  return exact ? Buffer.byteLength(v) : v.length * 3;
+}
+
+/**
+ * An upper bound of one message's encoded batch size. Runs for every record a send()
+ * takes, so it is a plain function: closures per record cost more than the sizing itself.
+ */
+function encodedSizeBound(m: Message, exact: boolean): number {
+  let size = BATCH_OVERHEAD + RECORD_OVERHEAD_MAX + partBytes(m.key, exact) + partBytes(m.value, exact);
+  const h = m.headers;
+  if (h) {
+    if (Array.isArray(h)) for (const x of h) size += 10 + partBytes(x.key, exact) + partBytes(x.value, exact);
+    else for (const k of Object.keys(h)) size += 10 + partBytes(k, exact) + partBytes(h[k], exact);
+  }
+  return size;
+}
+
 export class Producer {
   private state: State = 'new';
   private readonly partitions = new Map<string, PartitionState[]>();
@@ -483,20 +504,9 @@ export class Producer {
   /** Throws MESSAGE_TOO_LARGE (Kafka's RecordTooLargeException) for a record no batch can carry. */
   private checkRecordSize(topic: string, index: number, m: Message): void {
     const limit = Math.min(this.maxRequestSize, this.bufferMemory);
-    // Cheap bound first (3 bytes per UTF-16 unit at most); exact sizes only near the limit.
-    const cheap = (v: Buffer | string | null | undefined) => (v === null || v === undefined ? 0 : typeof v === 'string' ? v.length * 3 : v.length);
-    const exact = (v: Buffer | string | null | undefined) => (v === null || v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
-    const sizeWith = (len: (v: Buffer | string | null | undefined) => number): number => {
-      let size = BATCH_OVERHEAD + RECORD_OVERHEAD_MAX + len(m.key) + len(m.value);
-      const h = m.headers;
-      if (h) {
-        if (Array.isArray(h)) for (const x of h) size += 10 + len(x.key) + len(x.value);
-        else for (const k of Object.keys(h)) size += 10 + len(k) + len(h[k]);
-      }
-      return size;
-    };
-    if (sizeWith(cheap) <= limit) return;
-    const size = sizeWith(exact);
+    // Cheap bound first; exact sizes only near the limit.
+    if (encodedSizeBound(m, false) <= limit) return;
+    const size = encodedSizeBound(m, true);
     if (size <= limit) return;
     const which = this.maxRequestSize <= this.bufferMemory ? `maxRequestSize (${this.maxRequestSize} bytes)` : `bufferMemory (${this.bufferMemory} bytes)`;
     throw new RaftkaProtocolError('MESSAGE_TOO_LARGE', `message ${index} for ${topic} is ${size} bytes when encoded, larger than ${which}; nothing of this send was sent`, { topic });

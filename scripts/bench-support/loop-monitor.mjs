@@ -27,3 +27,8 @@ process.on('exit', () => {
     JSON.stringify({ loopDelayMs: { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), p999: ms(h.percentile(99.9)), max: ms(h.max) }, gc }, null, 1),
   );
 });
+// SIGUSR2 starts the figures over (after a warm-up, say).
+process.on('SIGUSR2', () => {
+  h.reset();
+  for (const k of Object.keys(gc)) delete gc[k];
+});

@@ -175,6 +175,16 @@ function peakRssMB(pid: number | undefined): number {
   }
 }
 
+/** Starts a new peak-RSS window: writing 5 to clear_refs resets VmHWM to the current RSS (Linux). */
+function resetPeakRss(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // Not Linux, or the process is gone: the peak then spans the whole run.
+  }
+}
+
 // ─── the matrix ───
 
 interface Runs {
@@ -217,7 +227,21 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   // Dirty pages from the run before are written back first (sync), so each run starts
   // from a quiet disk: otherwise the kernel's writeback of a throughput run's gigabyte
   // lands in the next run's fdatasyncs.
-  const settle = async () => {
+  // Peak RSS per run: VmHWM is read when a run ends and then reset (clear_refs), so the
+  // record shows which run drives each broker's peak; `rss` keeps the overall maximum.
+  const rssByRun: Record<string, Record<string, number>> = {};
+  const closeRssWindow = (run: string) => {
+    const peaks: Record<string, number> = {};
+    for (const id of cluster.spec.nodeIds) {
+      const key = `node${id}`;
+      peaks[key] = peakRssMB(cluster.pid(id));
+      resetPeakRss(cluster.pid(id));
+      rss[key] = Math.max(rss[key] ?? 0, peaks[key]);
+    }
+    rssByRun[run] = peaks;
+  };
+  const settle = async (run: string) => {
+    closeRssWindow(run);
     const t = performance.now();
     execFileSync('sync');
     const ms = performance.now() - t;
@@ -247,39 +271,39 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     // run, does not pay for it.
     step('warm-up: 50,000 records of 1 KiB, not measured');
     await producePerf({ ...common, topic: 'warm', numRecords: n(50_000), recordSize: 1024, throughput: -1 });
-    await settle();
+    await settle('start-up and warm-up');
     if (want('latency')) {
       step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records)`);
       runs.produceLat = await producePerf({ ...common, producers: 1, lingerMs: LATENCY_LINGER_MS, topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
     }
-    await settle();
+    await settle('latency');
     if (want('e2e')) {
       step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 1 ms (${n(50_000)} records)`);
       runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: LATENCY_LINGER_MS, timeoutMs: 10_000, onProgress: onProgress('read') });
     }
-    await settle();
+    await settle('e2e');
     if (want('produce100')) {
       step(`produce 100 B records, as fast as they go (${n(2_000_000)} records)`);
       runs.produce100 = await producePerf({ ...common, topic: 'p100', numRecords: n(2_000_000), recordSize: 100, throughput: -1, onProgress: onProgress('sent') });
     }
-    await settle();
+    await settle('produce100');
     if (want('produce1k')) {
       step(`produce 1 KiB records, as fast as they go (${n(400_000)} records)`);
       runs.produce1k = await producePerf({ ...common, topic: 'p1k', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
     }
-    await settle();
+    await settle('produce1k');
     if (want('consume') && runs.produce1k) {
       step('consume the 1 KiB topic, one member');
       runs.consume1 = await consumePerf({ bootstrap, topic: 'p1k', members: 1, fetchMaxBytes: FETCH_PARTITION_BYTES, timeoutMs: 10_000, onProgress: onProgress('read') });
       step('consume the 1 KiB topic, three members (worker threads)');
       runs.consume3 = await consumePerf({ bootstrap, topic: 'p1k', members: 3, fetchMaxBytes: FETCH_PARTITION_BYTES, timeoutMs: 10_000, onProgress: onProgress('read') });
     }
-    await settle();
+    await settle('consume');
     if (want('lz4')) {
       step(`produce lz4 on compressible 1 KiB JSON values (${n(400_000)} records)`);
       runs.lz4 = await producePerf({ ...common, compression: 'lz4', payloadJson: true, topic: 'lz4', numRecords: n(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
     }
-    for (const id of cluster.spec.nodeIds) rss[`node${id}`] = peakRssMB(cluster.pid(id));
+    closeRssWindow('lz4');
     step(`peak RSS of the brokers: ${Object.entries(rss).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(', ')}`);
 
     const fields = {
@@ -305,6 +329,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       rawFdatasync: sync,
       runs,
       brokerPeakRssMB: rss,
+      brokerPeakRssByRunMB: rssByRun,
     };
     writeReport(record, fields, runs, sync, rss);
     await writeCharts(fields, runs);
@@ -372,7 +397,13 @@ async function writeCharts(fields: Record<string, number>, runs: Runs): Promise<
   writeFileSync(join(dir, 'latency.svg'), lat);
 }
 
-function writeReport(record: { startedAt: string; seconds: number; machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] }; settings: { producers: number } }, fields: Record<string, number>, runs: Runs, sync: { perSec: number; p50Ms: number; p99Ms: number }, rss: Record<string, number>): void {
+function writeReport(
+  record: { startedAt: string; seconds: number; machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] }; settings: { producers: number }; brokerPeakRssByRunMB: Record<string, Record<string, number>> },
+  fields: Record<string, number>,
+  runs: Runs,
+  sync: { perSec: number; p50Ms: number; p99Ms: number },
+  rss: Record<string, number>,
+): void {
   const v = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
   const ok = (x: number, target: number, dir: 'min' | 'max') => (!Number.isFinite(x) ? '' : (dir === 'min' ? x >= target : x <= target) ? 'met' : 'not yet');
   const lines = [
@@ -422,6 +453,10 @@ function writeReport(record: { startedAt: string; seconds: number; machine: { cp
         ['1 KiB topic, three members', runs.consume3],
       ] as const
     ).map(([name, s]) => (s ? `| ${name} | ${s.records} | ${v(s.recordsPerSec, 0)} | ${v(s.mbPerSec)} | ${v(s.timeToFirstRecordMs, 1)} |` : `| ${name} | not run ||||`)),
+    '',
+    '| broker peak RSS (MB) during | ' + Object.keys(rss).join(' | ') + ' |',
+    '|---|' + Object.keys(rss).map(() => '---:').join('|') + '|',
+    ...Object.entries(record.brokerPeakRssByRunMB).map(([run, peaks]) => `| ${run} | ${Object.keys(rss).map((k) => v(peaks[k], 0)).join(' | ')} |`),
     '',
     `Throughput runs use ${record.settings.producers} SDK producer instances (each in its own worker thread) sending as fast as the producers take records (64 KiB batches, linger 5 ms, idempotent), so their latencies include time queued in the producers' 32 MiB buffers; the fixed-rate runs (one producer, linger 1 ms) measure latency. Consume MB/s counts record batches as stored (1 KiB values plus about 1.5% framing).`,
     '',

@@ -87,7 +87,36 @@ const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true, 
 export interface MessageCodec<T> {
   readonly type: protobuf.Type;
   encode(v: T): Buffer;
+  /**
+   * Encodes into one writer this process reuses: the result is a view that the next
+   * encodeTransient call overwrites. For grpc-js server responses only (see
+   * TRANSIENT_WRITER_KEEP_BYTES).
+   */
+  encodeTransient(v: T): Buffer;
   decode(b: Uint8Array): T;
+}
+
+/**
+ * Server responses are encoded into one reused protobufjs writer. A fresh writer per
+ * response starts at 128 bytes and doubles its way up (a 2 MiB Fetch response allocated
+ * and copied about 4 MiB on the way, then 2 MiB more for the final copy), and that
+ * garbage, most of all the consumers' fetch responses, was what made V8 run a major GC
+ * several times a second under consume load. grpc-js copies a serialized response into
+ * its framed message buffer inside the call that serialized it
+ * (ServerInterceptingCall.serializeMessage), so the view is dead before the next response
+ * is encoded. A writer that grew past this size is let go after its use, so one huge
+ * response does not pin its buffer for good.
+ */
+const TRANSIENT_WRITER_KEEP_BYTES = 8 * 1024 * 1024;
+let transientWriter = protobuf.Writer.create();
+
+function encodeTransient(type: protobuf.Type, v: Record<string, unknown>): Buffer {
+  const w = transientWriter;
+  w.pos = 0;
+  w.states = null;
+  const u8 = type.encode(v, w).finish(true);
+  if (w.buf.length > TRANSIENT_WRITER_KEEP_BYTES) transientWriter = protobuf.Writer.create();
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
 export function messageCodec<T>(type: protobuf.Type): MessageCodec<T> {
@@ -99,6 +128,7 @@ export function messageCodec<T>(type: protobuf.Type): MessageCodec<T> {
       const u8 = type.encode(v as unknown as Record<string, unknown>).finish();
       return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
     },
+    encodeTransient: (v: T) => encodeTransient(type, v as unknown as Record<string, unknown>),
     decode: (b: Uint8Array) => type.toObject(type.decode(b), TO_OBJECT) as T,
   };
 }
@@ -155,7 +185,7 @@ export function serviceDefinition<S extends ServiceShape>(methods: ServiceMethod
       responseStream: m.responseStream,
       requestSerialize: (v) => m.request.encode(v),
       requestDeserialize: (b) => m.request.decode(b),
-      responseSerialize: (v) => m.response.encode(v),
+      responseSerialize: (v) => m.response.encodeTransient(v),
       responseDeserialize: (b) => m.response.decode(b),
     };
   }

@@ -82,6 +82,9 @@ function partitionDirName(topic: string, partition: number): string {
   return `${topic}-${partition}`;
 }
 
+/** How often idle partitions' tail caches are swept. */
+const TAIL_CACHE_SWEEP_MS = 500;
+
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   /** Per partition: the topic config (fingerprint) its open log runs with. */
@@ -111,9 +114,15 @@ export class ReplicaManager {
 
   start(): void {
     this.timers.push(setInterval(() => this.checkIsr(), this.opts.isrCheckIntervalMs ?? 250));
+    this.timers.push(setInterval(() => this.expireTailCaches(), TAIL_CACHE_SWEEP_MS));
     this.timers.push(setInterval(() => void this.runRetention(), this.opts.retentionCheckIntervalMs ?? 300_000));
     this.timers.push(setInterval(() => this.expireProducers(), this.opts.producerIdExpirationCheckIntervalMs ?? 600_000));
     for (const t of this.timers) t.unref();
+  }
+
+  /** Idle partitions' tail caches give their memory back (see log/tail-cache.ts). */
+  private expireTailCaches(): void {
+    for (const p of this.partitions.values()) p.log.expireTailCache();
   }
 
   partition(topicId: string, partition: number): Partition | undefined {

@@ -106,6 +106,8 @@ const DRAIN_BYTES_MAX = 1024 * 1024;
  */
 const TAIL_CACHE_BYTES = 2 * 1024 * 1024;
 const TAIL_CACHE_ENTRIES = 8;
+/** Tail cache entries older than this are dropped by expireTailCache(). */
+const TAIL_CACHE_MAX_AGE_MS = 1000;
 const EPOCH_FILE = 'leader-epoch-checkpoint';
 
 export class PartitionLog {
@@ -483,7 +485,7 @@ export class PartitionLog {
     await this.active.append(bufs, meta, now);
     // Only leader appends: consumers and followers read from leaders, and a follower's
     // batches are views into whole fetch responses, too much memory to keep alive.
-    if (leaderWrite) for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!);
+    if (leaderWrite) for (let i = 0; i < bufs.length; i++) this.tail.append(meta[i]!.baseOffset, meta[i]!.lastOffset, bufs[i]!, now);
     else this.tail.clear();
   }
 
@@ -509,6 +511,16 @@ export class PartitionLog {
     return this.serialize(async () => {
       if (this.active.size > 0) await this.roll(this.active.nextOffset);
     });
+  }
+
+  /** Releases tail-cache entries written more than a second ago (the owner calls this periodically). */
+  expireTailCache(): void {
+    this.tail.expireBefore(this.clock.nowMs() - TAIL_CACHE_MAX_AGE_MS);
+  }
+
+  /** Bytes the tail cache keeps alive (inspection, tests). */
+  get tailCacheBytes(): number {
+    return this.tail.pinnedBytes;
   }
 
   // ---- durability ----

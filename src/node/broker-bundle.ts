@@ -95,5 +95,7 @@ function removeStaleBundles(keep: string): void {
 export function brokerLaunch(env: NodeJS.ProcessEnv = process.env): { args: string[]; env: NodeJS.ProcessEnv } {
   const entry = env['RAFTKA_BROKER_FROM_SOURCE'] === '1' ? ['--import', 'tsx', SOURCE_ENTRY] : [brokerBundle()];
   const malloc = Object.fromEntries(Object.entries(BROKER_MALLOC_ENV).filter(([k]) => env[k] === undefined));
-  return { args: [...BROKER_NODE_FLAGS, ...entry], env: { ...env, ...malloc } };
+  // RAFTKA_BROKER_NODE_ARGS: extra node flags for investigations (--inspect, --heap-prof, --import a monitor).
+  const extra = env['RAFTKA_BROKER_NODE_ARGS']?.split(/\s+/).filter((a) => a.length > 0) ?? [];
+  return { args: [...BROKER_NODE_FLAGS, ...extra, ...entry], env: { ...env, ...malloc } };
 }

@@ -326,3 +326,21 @@ test('a durable leader append tells onWritten once the batch is written, before 
   assert.equal(info.lastOffset, 2);
   assert.equal(log.flushedOffset, 3, 'the append itself still resolves only once durable');
 });
+
+test('expireTailCache releases what the tail cache pins once the batches are a second old; reads still answer', async (t) => {
+  const clock = new ManualClock(50_000);
+  const log = await PartitionLog.open(tempDir(t), { config: logConfig({ 'flush.before.ack': false }), clock });
+  defer(t, () => log.close());
+  await log.appendAsLeader(batchOf(3, 'old'), 0);
+  clock.advance(600);
+  await log.appendAsLeader(batchOf(3, 'new'), 0);
+  const both = log.tailCacheBytes;
+  assert.ok(both > 0);
+  clock.advance(500);
+  log.expireTailCache();
+  assert.ok(log.tailCacheBytes > 0 && log.tailCacheBytes < both, `only the first batch expired (${log.tailCacheBytes} of ${both} bytes left)`);
+  clock.advance(1000);
+  log.expireTailCache();
+  assert.equal(log.tailCacheBytes, 0);
+  assert.deepEqual((await readAll(log)).map((r) => r.value.replace(/\.+$/, '')), ['old-value-0', 'old-value-1', 'old-value-2', 'new-value-0', 'new-value-1', 'new-value-2']);
+});

@@ -42,7 +42,7 @@ test('tail cache: answers like the log or not at all, and always from its oldest
         for (const a of appends) {
           const b = { base: next, last: next + a.records - 1, bytes: Buffer.alloc(a.size, log.length % 251) };
           log.push(b);
-          cache.append(b.base, b.last, b.bytes);
+          cache.append(b.base, b.last, b.bytes, 0);
           next = b.last + 1;
         }
         assert.ok(cache.length <= entriesMax);
@@ -72,23 +72,41 @@ test('tail cache: answers like the log or not at all, and always from its oldest
 test('tail cache: counts the memory a view keeps alive, not the view', () => {
   const request = Buffer.alloc(64 * 1024);
   const c = new TailCache(100 * 1024, 8);
-  c.append(0, 0, request.subarray(0, 100));
-  c.append(1, 1, request.subarray(100, 200));
+  c.append(0, 0, request.subarray(0, 100), 0);
+  c.append(1, 1, request.subarray(100, 200), 0);
   assert.equal(c.length, 1, 'two views of a 64 KiB request count 128 KiB');
-  c.append(2, 2, Buffer.alloc(200 * 1024).subarray(0, 10));
+  c.append(2, 2, Buffer.alloc(200 * 1024).subarray(0, 10), 0);
   assert.equal(c.length, 0, 'a view into more than the bound is not kept');
   assert.equal(c.read(2, 1000, 3, true), undefined);
 });
 
 test('tail cache: a batch that does not continue the run starts it over; clear empties it', () => {
   const c = new TailCache(1 << 20, 8);
-  c.append(0, 4, Buffer.alloc(100));
-  c.append(5, 9, Buffer.alloc(100));
+  c.append(0, 4, Buffer.alloc(100), 0);
+  c.append(5, 9, Buffer.alloc(100), 0);
   assert.equal(c.read(3, 1000, 10, true)!.length, 2);
-  c.append(20, 21, Buffer.alloc(100)); // a gap: only the new run is trusted
+  c.append(20, 21, Buffer.alloc(100), 0); // a gap: only the new run is trusted
   assert.equal(c.length, 1);
   assert.equal(c.read(7, 1000, 22, true), undefined);
   assert.deepEqual(c.read(22, 1000, 22, true), []);
   c.clear();
   assert.equal(c.read(22, 1000, 22, true), undefined);
+});
+
+test('tail cache: expireBefore drops the entries written before the cutoff, oldest first', () => {
+  const c = new TailCache(1 << 20, 8);
+  c.append(0, 4, Buffer.alloc(100), 1000);
+  c.append(5, 9, Buffer.alloc(100), 1500);
+  c.append(10, 14, Buffer.alloc(100), 2000);
+  c.expireBefore(1500);
+  assert.equal(c.length, 2);
+  assert.equal(c.pinnedBytes, 200);
+  assert.equal(c.read(3, 1000, 15, true), undefined, 'the dropped batch is read from disk again');
+  assert.equal(c.read(5, 1000, 15, true)!.length, 2);
+  c.expireBefore(2001);
+  assert.equal(c.length, 0);
+  assert.equal(c.pinnedBytes, 0);
+  assert.equal(c.read(10, 1000, 15, true), undefined);
+  c.append(15, 15, Buffer.alloc(10), 2100);
+  assert.equal(c.read(15, 1000, 16, true)!.length, 1, 'a run starts again after expiry');
 });

@@ -49,22 +49,42 @@ export const DEV_OVERRIDES: Record<string, string> = {
   'group.initial.rebalance.delay.ms': '0',
 };
 
-/** Ports nobody listens on right now (bound to port 0 and released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+/**
+ * Ports nobody listens on right now, for servers a test or benchmark starts moments later.
+ * Chosen at random below the kernel's ephemeral range and checked by binding: a port the
+ * kernel handed out for port 0 lies inside that range, where any process's outgoing
+ * connection may take it as its local port before our server binds it (seen as
+ * EADDRINUSE in parallel test runs).
+ */
+export async function freePorts(n: number, random: () => number = Math.random): Promise<number[]> {
+  const [low, high] = listenPortRange();
+  const out: number[] = [];
+  for (let attempt = 0; out.length < n; attempt++) {
+    if (attempt > 100 * n + 1000) throw new Error(`no ${n} free ports found in [${low}, ${high})`);
+    const port = low + Math.floor(random() * (high - low));
+    if (!out.includes(port) && (await canListen(port))) out.push(port);
+  }
+  return out;
+}
+
+/** [low, high) for freePorts: from 10000 up to the start of the ephemeral range. */
+export function listenPortRange(): [number, number] {
+  let ephemeralLow = 32768;
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(first) && first > 12_000) ephemeralLow = first;
+  } catch {
+    // Not Linux: keep the usual default.
+  }
+  return [10_000, ephemeralLow];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
 }
 
 const live = new Set<ChildProcess>();

@@ -176,8 +176,10 @@ export class Partition {
     return this._role.state;
   }
 
-  /** Leader append. acks=all is refused up front (nothing written) when the ISR is below min.insync.replicas. */
-  /** `onWritten`: see PartitionLog.appendAsLeader. */
+  /**
+   * Leader append. acks=all is refused up front (nothing written) when the ISR is below
+   * min.insync.replicas. `onWritten`: see PartitionLog.appendAsLeader.
+   */
   async appendAsLeader(records: Buffer, acks: number, onWritten?: () => void): Promise<AppendInfo> {
     const state = this.requireLeader();
     if (acks === -1 && state.isr.length < this.settings.minInsyncReplicas) {

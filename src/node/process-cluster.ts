@@ -3,7 +3,7 @@
 // bundle, see broker-bundle.ts), and stops every process it started by PID. Used by
 // `raftka dev`, the multi-process tests and the benchmarks.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { formatDir, readMetaProperties } from '../io/meta-properties.ts';
@@ -105,6 +105,8 @@ export class ProcessCluster {
   readonly procs = new Map<number, ChildProcess>();
   readonly clusterId: string;
   private readonly configPaths = new Map<number, string>();
+  /** Per node: the length of its log when its current process started (what it logged since lies after). */
+  private readonly logStart = new Map<number, number>();
 
   private constructor(
     readonly spec: ProcessClusterSpec,
@@ -173,6 +175,7 @@ export class ProcessCluster {
     const existing = this.procs.get(id);
     if (existing && existing.exitCode === null && existing.signalCode === null) return existing;
     const fd = openSync(this.logPath(id), 'a');
+    this.logStart.set(id, fstatSync(fd).size);
     const launch = brokerLaunch({ ...process.env, ...this.spec.env });
     const child = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), ...launch.args, 'broker', '--config', this.configPaths.get(id)!], {
       stdio: ['ignore', fd, fd],
@@ -261,7 +264,7 @@ export class ProcessCluster {
     for (;;) {
       const ids = this.runningIds();
       const r = await this.describe();
-      if (r && r.controllerId >= 0 && ids.every((id) => r.brokers.some((b) => b.id === id && !b.fenced))) return r;
+      if (r && r.controllerId >= 0 && ids.every((id) => r.brokers.some((b) => b.id === id && !b.fenced) && this.processUnfenced(id))) return r;
       for (const id of this.spec.nodeIds) {
         const p = this.procs.get(id);
         if (p && p.exitCode !== null && p.exitCode !== 0) throw new Error(`node ${id} exited with code ${p.exitCode}; see ${this.logPath(id)}:\n${this.logTail(id, 20)}`);
@@ -272,6 +275,44 @@ export class ProcessCluster {
       }
       await new Promise((res) => setTimeout(res, pollMs));
     }
+  }
+
+  /**
+   * Whether node `id`'s current process has logged that it is unfenced. The controller's
+   * view alone is not enough right after a kill -9 and restart: the dead process's
+   * registration stays unfenced until its session times out or the new process registers
+   * (a fast restart fell in that window and a test created a topic with a broker short).
+   * Needs lifecycle logging (RAFTKA_LOG_LEVEL info or finer); otherwise only the view counts.
+   */
+  private processUnfenced(id: number): boolean {
+    const level = this.spec.env?.['RAFTKA_LOG_LEVEL'] ?? process.env['RAFTKA_LOG_LEVEL'] ?? 'info';
+    if (!['info', 'debug', 'trace'].includes(level)) return true;
+    const pid = this.procs.get(id)?.pid;
+    if (pid === undefined) return false;
+    let text: string;
+    try {
+      const fd = openSync(this.logPath(id), 'r');
+      try {
+        const from = this.logStart.get(id) ?? 0;
+        const buf = Buffer.alloc(Math.max(0, fstatSync(fd).size - from));
+        readSync(fd, buf, 0, buf.length, from);
+        text = buf.toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+    let state: unknown;
+    for (const line of text.split('\n')) {
+      if (!line.includes('"msg":"broker state change"') || !line.includes(`"pid":${pid},`)) continue;
+      try {
+        state = (JSON.parse(line) as { to?: unknown }).to;
+      } catch {
+        // A line being written right now.
+      }
+    }
+    return state === 'unfenced';
   }
 
   logTail(id: number, lines: number): string {

@@ -13,8 +13,16 @@ export function uuidToBase64(b: Buffer): string {
   return b.toString('base64url');
 }
 
+/**
+ * A random id in Kafka's base64url form. Never one starting with '-', as Kafka's
+ * Uuid.randomUuid: such an id passed on a command line (`--cluster-id -x…`) reads as an
+ * option (1 id in 64 otherwise).
+ */
 export function randomUuid(): string {
-  return uuidToBase64(randomUuidBytes());
+  for (;;) {
+    const id = uuidToBase64(randomUuidBytes());
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 export function isUuid(s: string): boolean {

@@ -94,12 +94,20 @@ export interface BatchHeader {
   recordCount: number;
 }
 
+// int64 fields as two 32-bit halves: exact for every value a Number holds exactly
+// (offsets, timestamps and producer ids stay far below 2^53), and no BigInt allocated per
+// field (four per header read, on every follower, consumer and producer-state path).
+const TWO_POW_32 = 4294967296;
+
 function readInt64(buf: Buffer, pos: number): number {
-  return Number(buf.readBigInt64BE(pos));
+  return buf.readInt32BE(pos) * TWO_POW_32 + buf.readUInt32BE(pos + 4);
 }
 
 function writeInt64(buf: Buffer, pos: number, v: number): void {
-  buf.writeBigInt64BE(BigInt(v), pos);
+  if (!Number.isSafeInteger(v)) throw new RangeError(`int64 field value ${v} is not a safe integer`);
+  const hi = Math.floor(v / TWO_POW_32);
+  buf.writeInt32BE(hi, pos);
+  buf.writeUInt32BE(v - hi * TWO_POW_32, pos + 4);
 }
 
 export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {

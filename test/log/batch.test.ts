@@ -117,3 +117,23 @@ test('explicit offset deltas keep gaps (as the cleaner needs)', () => {
   assert.equal(readBatchHeader(batch).lastOffset, 15);
   assert.deepEqual(decodeRecords(batch).map((r) => r.offset), [10, 15]);
 });
+
+test('int64 header fields round-trip at their extremes and match the big-endian int64 encoding', async () => {
+  await assertProperty(
+    'int64 header fields',
+    fc.property(
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 1000 }),
+      fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })),
+      fc.integer({ min: -1, max: 2 ** 50 }),
+      (baseOffset, producerId, timestamp) => {
+        const b = buildBatch([{ value: 'v', timestamp }], { baseOffset, producerId, producerEpoch: producerId < 0 ? -1 : 0, baseSequence: producerId < 0 ? -1 : 0 });
+        const h = readBatchHeader(b);
+        assert.equal(h.baseOffset, baseOffset);
+        assert.equal(h.producerId, producerId);
+        assert.equal(h.maxTimestamp, timestamp);
+        assert.equal(b.readBigInt64BE(Off.baseOffset), BigInt(baseOffset));
+        assert.equal(b.readBigInt64BE(Off.producerId), BigInt(producerId));
+      },
+    ),
+  );
+});

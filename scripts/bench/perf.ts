@@ -199,8 +199,17 @@ interface Runs {
 
 type Fields = Record<string, number>;
 
+/** What the report reads of a matrix's record (the record holds more). */
+interface ReportedRecord {
+  startedAt: string;
+  seconds: number;
+  machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] };
+  settings: { producers: number };
+  brokerPeakRssByRunMB: Record<string, Record<string, number>>;
+}
+
 interface MatrixResult {
-  record: Record<string, unknown> & { startedAt: string; seconds: number; machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] }; settings: { producers: number }; brokerPeakRssByRunMB: Record<string, Record<string, number>> };
+  record: Record<string, unknown> & ReportedRecord;
   fields: Fields;
   runs: Runs;
   sync: { perSec: number; p50Ms: number; p99Ms: number };
@@ -439,8 +448,8 @@ async function writeCharts(fields: Record<string, number>, runs: Runs): Promise<
 }
 
 function writeReport(
-  record: { startedAt: string; seconds: number; machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] }; settings: { producers: number }; brokerPeakRssByRunMB: Record<string, Record<string, number>> },
-  fields: Record<string, number>,
+  record: ReportedRecord,
+  fields: Fields,
   runs: Runs,
   sync: { perSec: number; p50Ms: number; p99Ms: number },
   rss: Record<string, number>,

@@ -278,17 +278,17 @@ export class ProcessCluster {
   }
 
   /**
-   * Whether node `id`'s current process has logged that it is unfenced. The controller's
-   * view alone is not enough right after a kill -9 and restart: the dead process's
-   * registration stays unfenced until its session times out or the new process registers
-   * (a fast restart fell in that window and a test created a topic with a broker short).
-   * Needs lifecycle logging (RAFTKA_LOG_LEVEL info or finer); otherwise only the view counts.
+   * Whether node `id`'s current process has logged (since its start, see logStart) that it
+   * is unfenced. The controller's view alone is not enough right after a kill -9 and
+   * restart: the dead process's registration stays unfenced until its session times out
+   * or the new process registers (a fast restart fell in that window and a test created a
+   * topic with a broker short). Needs lifecycle logging (RAFTKA_LOG_LEVEL info or finer);
+   * otherwise only the view counts.
    */
   private processUnfenced(id: number): boolean {
     const level = this.spec.env?.['RAFTKA_LOG_LEVEL'] ?? process.env['RAFTKA_LOG_LEVEL'] ?? 'info';
     if (!['info', 'debug', 'trace'].includes(level)) return true;
-    const pid = this.procs.get(id)?.pid;
-    if (pid === undefined) return false;
+    if (!this.procs.has(id)) return false;
     let text: string;
     try {
       const fd = openSync(this.logPath(id), 'r');
@@ -305,7 +305,8 @@ export class ProcessCluster {
     }
     let state: unknown;
     for (const line of text.split('\n')) {
-      if (!line.includes('"msg":"broker state change"') || !line.includes(`"pid":${pid},`)) continue;
+      // Only the current process has written since logStart.
+      if (!line.includes('"msg":"broker state change"')) continue;
       try {
         state = (JSON.parse(line) as { to?: unknown }).to;
       } catch {

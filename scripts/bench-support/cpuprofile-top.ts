@@ -5,6 +5,7 @@
 // splits NAME's self time by the frames above it.
 // `node --import tsx scripts/bench-support/cpuprofile-top.ts <file.cpuprofile>... [--top N] [--skip-s S] [--callers NAME]`
 import { readFileSync } from 'node:fs';
+import { ownCode } from './own-code.ts';
 
 interface Node {
   id: number;
@@ -53,7 +54,7 @@ for (const f of files) {
     const seen = new Set<string>();
     for (let q: number | undefined = id; q !== undefined; q = parent.get(q)) {
       const m = byId.get(q)!;
-      if (!m.callFrame.url.includes('/src/')) continue;
+      if (!ownCode(m.callFrame.url)) continue;
       const l = label(m);
       if (seen.has(l)) continue;
       seen.add(l);

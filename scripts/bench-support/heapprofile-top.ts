@@ -1,6 +1,7 @@
 // Allocation sites of a .heapprofile (sampling heap profiler), by self bytes and by the
 // repository's own functions inclusive. `node --import tsx scripts/bench-support/heapprofile-top.ts <file>... [--top N]`
 import { readFileSync } from 'node:fs';
+import { ownCode } from './own-code.ts';
 
 interface HeapNode {
   callFrame: { functionName: string; url: string };
@@ -19,7 +20,7 @@ for (const f of args.filter((a) => a.endsWith('.heapprofile'))) {
   let total = 0;
   const walk = (n: HeapNode, stack: string[]) => {
     const l = `${n.callFrame.functionName || '(anonymous)'} ${short(n.callFrame.url)}`;
-    const s = n.callFrame.url.includes('/src/') && !stack.includes(l) ? [...stack, l] : stack;
+    const s = ownCode(n.callFrame.url) && !stack.includes(l) ? [...stack, l] : stack;
     if (n.selfSize > 0) {
       total += n.selfSize;
       self.set(l, (self.get(l) ?? 0) + n.selfSize);

@@ -46,6 +46,7 @@ const TOPIC_ID = 'AAAAAAAAAAAAAAAAAAAAAA';
 function cannedResponse(req: { partitions: readonly { topicId: string; partition: number; fetchOffset: number }[] }, payload: Buffer): ReplicaFetchResponse {
   return {
     errorCode: 0,
+    sessionId: 0,
     partitions: req.partitions.map((p) => ({
       topicId: p.topicId,
       partition: p.partition,
@@ -73,7 +74,7 @@ function serveTcp(payload: Buffer): Promise<net.Server> {
         buf = buf.subarray(4 + len);
         const resp = cannedResponse(req, payload);
         // Records travel after the header, once per partition, never copied into it.
-        const header = response.encode({ errorCode: 0, partitions: resp.partitions.map((p) => ({ ...p, divergingEpoch: null, records: Buffer.alloc(0) })) });
+        const header = response.encode({ errorCode: 0, sessionId: 0, partitions: resp.partitions.map((p) => ({ ...p, divergingEpoch: null, records: Buffer.alloc(0) })) });
         const lens = Buffer.alloc(8);
         lens.writeUInt32BE(header.length, 0);
         lens.writeUInt32BE(payload.length * resp.partitions.length, 4);
@@ -287,6 +288,9 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       maxWaitMs: 500,
       minBytes: 1,
       maxBytes: 64 * 1024 * 1024,
+      sessionId: 0,
+      sessionEpoch: 0,
+      forgotten: [],
       partitions: Array.from({ length: partitions }, (_, i) => ({ topicId: TOPIC_ID, partition: i, currentLeaderEpoch: 1, fetchOffset: 0, lastFetchedEpoch: -1, flushedOffset: 0, maxBytes: batchBytes })),
     };
     const variants: Array<[string, () => Promise<Fetcher> | Fetcher]> = [

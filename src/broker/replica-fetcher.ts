@@ -6,6 +6,7 @@ import type { Logger } from '../common/logger.ts';
 import type { Clock } from '../common/clock.ts';
 import { ERRORS, errorByCode } from '../common/errors.ts';
 import { divergenceTruncationOffset } from '../replication/truncation.ts';
+import { FollowerFetchSession } from './fetch-session.ts';
 import type { Partition } from './partition.ts';
 import { tpKey, type ReplicaFetchClient, type ReplicaFetchPartition, type ReplicaFetchPartitionResponse } from './types.ts';
 
@@ -29,6 +30,7 @@ class LeaderFetcher {
   private readonly pausedUntil = new Map<string, number>();
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
+  private readonly session = new FollowerFetchSession();
   private wake: (() => void) | undefined;
 
   constructor(
@@ -72,28 +74,25 @@ class LeaderFetcher {
     const { logger } = this.opts;
     while (!this.abort.signal.aborted) {
       const now = this.opts.clock.monotonicMs();
-      const batch: Array<{ key: string; p: Partition; req: ReplicaFetchPartition }> = [];
+      const wanted = new Map<string, ReplicaFetchPartition>();
       for (const [key, p] of this.partitions) {
         if ((this.pausedUntil.get(key) ?? 0) > now) continue;
         if (p.role.kind !== 'follower' || p.role.leaderId !== this.leaderId) continue;
-        batch.push({
-          key,
-          p,
-          req: {
-            topicId: p.tp.topicId,
-            partition: p.tp.partition,
-            currentLeaderEpoch: p.leaderEpoch,
-            fetchOffset: p.log.logEndOffset,
-            lastFetchedEpoch: p.lastFetchedEpoch(),
-            flushedOffset: p.log.flushedOffset,
-            maxBytes: this.opts.maxBytesPerPartition,
-          },
+        wanted.set(key, {
+          topicId: p.tp.topicId,
+          partition: p.tp.partition,
+          currentLeaderEpoch: p.leaderEpoch,
+          fetchOffset: p.log.logEndOffset,
+          lastFetchedEpoch: p.lastFetchedEpoch(),
+          flushedOffset: p.log.flushedOffset,
+          maxBytes: this.opts.maxBytesPerPartition,
         });
       }
-      if (batch.length === 0) {
+      if (wanted.size === 0) {
         await this.sleep(this.opts.backoffMs);
         continue;
       }
+      const part = this.session.build(wanted);
       let resp;
       try {
         resp = await this.opts.client.fetch(
@@ -104,37 +103,46 @@ class LeaderFetcher {
             maxWaitMs: this.opts.maxWaitMs,
             minBytes: 1,
             maxBytes: this.opts.maxBytes,
-            partitions: batch.map((b) => b.req),
+            ...part,
           },
           this.abort.signal,
         );
       } catch (e) {
+        this.session.reset();
         if (this.abort.signal.aborted) return;
         logger.debug({ err: (e as Error).message, leader: this.leaderId }, 'replica fetch failed; backing off');
         await this.sleep(this.opts.backoffMs);
         continue;
       }
       if (resp.errorCode !== 0) {
+        this.session.reset();
+        // A lost session (leader restarted, a response lost) is not a reason to wait.
+        if (resp.errorCode === ERRORS.FETCH_SESSION_ID_NOT_FOUND.code || resp.errorCode === ERRORS.INVALID_FETCH_SESSION_EPOCH.code) {
+          logger.debug({ error: errorByCode(resp.errorCode), leader: this.leaderId }, 'fetch session lost; starting a new one');
+          continue;
+        }
         logger.debug({ error: errorByCode(resp.errorCode), leader: this.leaderId }, 'replica fetch refused');
         await this.sleep(this.opts.backoffMs);
         continue;
       }
+      this.session.answered(resp.sessionId);
       // Partitions are applied concurrently: each append ends with its own fdatasync
       // (flush.before.ack), and one after the other those would add up on every round,
       // delaying the next fetch that reports them (and with it the leader's HW).
-      const byKey = new Map(batch.map((b) => [b.key, b]));
-      await Promise.all(resp.partitions.map((r) => this.apply(r, byKey.get(tpKey(r.topicId, r.partition)))));
+      if (resp.partitions.length === 1) await this.apply(resp.partitions[0]!, wanted);
+      else if (resp.partitions.length > 1) await Promise.all(resp.partitions.map((r) => this.apply(r, wanted)));
     }
   }
 
   /** Applies one partition's part of a fetch response (errors pause the partition). */
-  private async apply(r: ReplicaFetchPartitionResponse, entry: { key: string; p: Partition; req: ReplicaFetchPartition } | undefined): Promise<void> {
+  private async apply(r: ReplicaFetchPartitionResponse, wanted: ReadonlyMap<string, ReplicaFetchPartition>): Promise<void> {
     const { logger } = this.opts;
-    if (!entry || this.partitions.get(entry.key) !== entry.p) return;
-    const key = entry.key;
-    const p = entry.p;
+    const key = tpKey(r.topicId, r.partition);
+    const req = wanted.get(key);
+    const p = this.partitions.get(key);
+    if (!req || !p) return;
     // The partition may have changed role while the fetch was in flight.
-    if (p.role.kind !== 'follower' || p.role.leaderId !== this.leaderId || p.leaderEpoch !== entry.req.currentLeaderEpoch) return;
+    if (p.role.kind !== 'follower' || p.role.leaderId !== this.leaderId || p.leaderEpoch !== req.currentLeaderEpoch) return;
     try {
       if (r.errorCode !== 0) {
         if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.code && r.logStartOffset > p.log.logEndOffset) {

@@ -11,6 +11,7 @@ import { PartitionLog } from '../log/partition-log.ts';
 import { LOG_CONFIG_DEFS, logConfig } from '../log/config.ts';
 import type { IsrChange } from '../replication/leader-state.ts';
 import { DelayedOperations } from './delayed.ts';
+import { FetchSessionCache, markSent, worthSending, type LeaderFetchSession, type SessionPartition } from './fetch-session.ts';
 import { Partition } from './partition.ts';
 import { ReplicaFetcherManager } from './replica-fetcher.ts';
 import {
@@ -84,6 +85,9 @@ function partitionDirName(topic: string, partition: number): string {
 
 /** How often idle partitions' tail caches are swept. */
 const TAIL_CACHE_SWEEP_MS = 500;
+/** How often fetch sessions of followers gone away are looked for. */
+const FETCH_SESSION_SWEEP_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
 
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
@@ -91,6 +95,7 @@ export class ReplicaManager {
   private readonly appliedConfig = new Map<string, string>();
   private readonly opening = new Map<string, Promise<Partition>>();
   private readonly delayed = new DelayedOperations();
+  private readonly fetchSessions = new FetchSessionCache();
   private readonly fetchers: ReplicaFetcherManager;
   private readonly logger: Logger;
   private timers: NodeJS.Timeout[] = [];
@@ -115,6 +120,7 @@ export class ReplicaManager {
   start(): void {
     this.timers.push(setInterval(() => this.checkIsr(), this.opts.isrCheckIntervalMs ?? 250));
     this.timers.push(setInterval(() => this.expireTailCaches(), TAIL_CACHE_SWEEP_MS));
+    this.timers.push(setInterval(() => this.fetchSessions.evictIdle(this.opts.clock.monotonicMs()), FETCH_SESSION_SWEEP_MS));
     this.timers.push(setInterval(() => void this.runRetention(), this.opts.retentionCheckIntervalMs ?? 300_000));
     this.timers.push(setInterval(() => this.expireProducers(), this.opts.producerIdExpirationCheckIntervalMs ?? 600_000));
     for (const t of this.timers) t.unref();
@@ -378,49 +384,80 @@ export class ReplicaManager {
   // ---- replica fetch (this broker as leader) ----
 
   async handleReplicaFetch(req: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
+    // The fetch time: a follower is caught up if it asked for the log end as of now.
     const now = this.opts.clock.monotonicMs();
-    const answer = async (): Promise<{ partitions: ReplicaFetchPartitionResponse[]; bytes: number }> => {
-      const out: ReplicaFetchPartitionResponse[] = [];
-      let bytes = 0;
-      for (const fp of req.partitions) {
-        const key = tpKey(fp.topicId, fp.partition);
-        const p = this.partitions.get(key);
-        if (!p) {
-          out.push({ topicId: fp.topicId, partition: fp.partition, errorCode: ERRORS.UNKNOWN_TOPIC_OR_PARTITION.code, highWatermark: -1, logStartOffset: -1, logEndOffset: -1, records: Buffer.alloc(0) });
-          continue;
-        }
-        const { response, hwAdvanced, isrChange } = await p.readForFollower(req.replicaId, fp, now);
-        if (hwAdvanced) this.delayed.touch(`hw:${key}`);
-        if (isrChange) this.alterIsr(p, isrChange);
-        bytes += response.records.length;
-        out.push(response);
-      }
-      return { partitions: out, bytes };
-    };
-    const first = await answer();
-    if (first.bytes > 0 || req.maxWaitMs <= 0 || first.partitions.some((r) => r.errorCode !== 0 || r.divergingEpoch)) {
-      return { errorCode: 0, partitions: first.partitions };
+    const resolved = this.fetchSessions.resolve(req, now);
+    if ('errorCode' in resolved) {
+      this.logger.debug({ replicaId: req.replicaId, why: resolved.message }, 'replica fetch session refused');
+      return { errorCode: resolved.errorCode, sessionId: 0, partitions: [] };
     }
-    // Nothing new: park until any of these partitions gets data (or the wait ends), so an
-    // acks=all produce reaches followers without a polling delay.
+    const session = resolved.session;
+    const first = await this.answerFollower(session, now);
+    if (first.bytes > 0 || first.urgent || req.maxWaitMs <= 0) return this.toFollower(session, first.sent);
+    // Nothing new: park until any of the session's partitions gets data (or the wait
+    // ends), so an acks=all produce reaches followers without a polling delay.
     return new Promise<ReplicaFetchResponse>((resolve) => {
       const finish = () => {
-        void answer().then((r) => resolve({ errorCode: 0, partitions: r.partitions }));
+        void this.answerFollower(session, now).then((r) => resolve(this.toFollower(session, r.sent)));
       };
       this.delayed.park(
-        req.partitions.map((fp) => `leo:${tpKey(fp.topicId, fp.partition)}`),
+        session.parkKeys('leo:'),
         req.maxWaitMs,
         () => {
-          const more = req.partitions.some((fp) => {
-            const p = this.partitions.get(tpKey(fp.topicId, fp.partition));
-            return !p || p.role.kind !== 'leader' || p.log.logEndOffset > fp.fetchOffset || p.highWatermark > (first.partitions.find((x) => x.partition === fp.partition && x.topicId === fp.topicId)?.highWatermark ?? -1);
-          });
-          if (more) finish();
-          return more;
+          if (!this.followerHasNews(session)) return false;
+          finish();
+          return true;
         },
         finish,
       );
     });
+  }
+
+  /**
+   * Serves every partition of a follower's session (each one's fetch also reports the
+   * follower's progress: HW, ISR); keeps only the answers worth sending. A method rather
+   * than closures: it runs for every partition of every replica fetch.
+   */
+  private async answerFollower(session: LeaderFetchSession, now: number): Promise<{ sent: Array<[SessionPartition, ReplicaFetchPartitionResponse]>; bytes: number; urgent: boolean }> {
+    const sent: Array<[SessionPartition, ReplicaFetchPartitionResponse]> = [];
+    let bytes = 0;
+    let urgent = false;
+    for (const sp of session.partitions.values()) {
+      const p = this.partitions.get(sp.key);
+      let response: ReplicaFetchPartitionResponse;
+      if (!p) {
+        response = { topicId: sp.fetch.topicId, partition: sp.fetch.partition, errorCode: ERRORS.UNKNOWN_TOPIC_OR_PARTITION.code, highWatermark: -1, logStartOffset: -1, logEndOffset: -1, records: EMPTY };
+      } else {
+        const out = await p.readForFollower(session.replicaId, sp.fetch, now);
+        if (out.hwAdvanced) this.delayed.touch(`hw:${sp.key}`);
+        if (out.isrChange) this.alterIsr(p, out.isrChange);
+        response = out.response;
+      }
+      sp.answeredHighWatermark = response.highWatermark;
+      if (!worthSending(sp, response)) continue;
+      if (response.errorCode !== 0 || response.divergingEpoch) urgent = true;
+      bytes += response.records.length;
+      sent.push([sp, response]);
+    }
+    return { sent, bytes, urgent };
+  }
+
+  private toFollower(session: LeaderFetchSession, sent: ReadonlyArray<[SessionPartition, ReplicaFetchPartitionResponse]>): ReplicaFetchResponse {
+    const partitions: ReplicaFetchPartitionResponse[] = [];
+    for (const [sp, r] of sent) {
+      markSent(sp, r);
+      partitions.push(r);
+    }
+    return { errorCode: 0, sessionId: session.id, partitions };
+  }
+
+  /** A parked follower fetch has something to carry: data, a new HW, or a partition that moved. */
+  private followerHasNews(session: LeaderFetchSession): boolean {
+    for (const sp of session.partitions.values()) {
+      const p = this.partitions.get(sp.key);
+      if (!p || p.role.kind !== 'leader' || p.log.logEndOffset > sp.fetch.fetchOffset || p.highWatermark > sp.answeredHighWatermark) return true;
+    }
+    return false;
   }
 
   // ---- list offsets ----

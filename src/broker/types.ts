@@ -32,6 +32,11 @@ export interface ReplicaFetchPartition {
   readonly maxBytes: number;
 }
 
+export interface TopicPartitionId {
+  readonly topicId: string;
+  readonly partition: number;
+}
+
 export interface ReplicaFetchRequest {
   readonly replicaId: number;
   /** The follower broker's registration epoch; a stale incarnation is refused. */
@@ -39,7 +44,14 @@ export interface ReplicaFetchRequest {
   readonly maxWaitMs: number;
   readonly minBytes: number;
   readonly maxBytes: number;
+  /** Incremental fetch session [KIP-227] (broker/fetch-session.ts): 0 with epoch 0 opens one. */
+  readonly sessionId: number;
+  /** 0: full fetch (`partitions` is every partition fetched); n >= 1: the session's n-th incremental fetch. */
+  readonly sessionEpoch: number;
+  /** Full fetch: every partition; incremental: only partitions whose fetch state changed. */
   readonly partitions: readonly ReplicaFetchPartition[];
+  /** Incremental: partitions the follower no longer fetches from this leader. */
+  readonly forgotten: readonly TopicPartitionId[];
 }
 
 export interface ReplicaFetchPartitionResponse {
@@ -56,6 +68,9 @@ export interface ReplicaFetchPartitionResponse {
 
 export interface ReplicaFetchResponse {
   readonly errorCode: number;
+  /** The fetch session the request used or opened (0 when refused). */
+  readonly sessionId: number;
+  /** Partitions with news only (records, an error, a divergence, a new HW or log start offset). */
   readonly partitions: readonly ReplicaFetchPartitionResponse[];
 }
 

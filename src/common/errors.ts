@@ -86,6 +86,8 @@ export const ERRORS = {
   UNKNOWN_PRODUCER_ID: spec(59, false, S.FAILED_PRECONDITION, 'The producer id is not known to the partition leader'),
   NON_EMPTY_GROUP: spec(68, false, S.FAILED_PRECONDITION, 'The group is not empty'),
   GROUP_ID_NOT_FOUND: spec(69, false, S.NOT_FOUND, 'The group id does not exist'),
+  FETCH_SESSION_ID_NOT_FOUND: spec(70, true, S.NOT_FOUND, 'The fetch session id is not known to the leader'),
+  INVALID_FETCH_SESSION_EPOCH: spec(71, true, S.FAILED_PRECONDITION, 'The fetch session epoch is not the one the leader expects'),
   FENCED_LEADER_EPOCH: spec(74, true, S.FAILED_PRECONDITION, 'The leader epoch in the request is older than the current one'),
   UNKNOWN_LEADER_EPOCH: spec(75, true, S.FAILED_PRECONDITION, 'The leader epoch in the request is newer than the current one'),
   OFFSET_NOT_AVAILABLE: spec(78, true, S.UNAVAILABLE, 'The leader high watermark has not caught up yet'),

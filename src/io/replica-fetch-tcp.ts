@@ -391,7 +391,7 @@ export async function startTcpReplicaFetchServer(opts: TcpReplicaFetchServerOpti
       const bad = checkReplicaFetchRequest(req);
       if (bad) {
         log.warn({ replicaId: req.replicaId, why: bad }, 'refused a malformed replica fetch');
-        answer(id, { errorCode: ERRORS.INVALID_REQUEST.code, partitions: [] });
+        answer(id, { errorCode: ERRORS.INVALID_REQUEST.code, sessionId: 0, partitions: [] });
         return;
       }
       inFlight++;
@@ -399,9 +399,9 @@ export async function startTcpReplicaFetchServer(opts: TcpReplicaFetchServerOpti
       opts.handler
         .handleReplicaFetch(req)
         .then(toWireResponse, (e: unknown): WireReplicaFetchResponse => {
-          if (isRaftkaError(e)) return { errorCode: e.code, partitions: [] };
+          if (isRaftkaError(e)) return { errorCode: e.code, sessionId: 0, partitions: [] };
           log.error({ err: e, replicaId: req.replicaId }, 'replica fetch failed unexpectedly');
-          return { errorCode: ERRORS.UNKNOWN_SERVER_ERROR.code, partitions: [] };
+          return { errorCode: ERRORS.UNKNOWN_SERVER_ERROR.code, sessionId: 0, partitions: [] };
         })
         .then((resp) => answer(id, resp))
         .finally(() => {

@@ -30,6 +30,7 @@ export function toWireRequest(r: ReplicaFetchRequest): WireReplicaFetchRequest {
 export function fromWireResponse(w: WireReplicaFetchResponse): ReplicaFetchResponse {
   return {
     errorCode: w.errorCode,
+    sessionId: w.sessionId,
     partitions: w.partitions.map((p) => ({
       topicId: p.topicId,
       partition: p.partition,
@@ -46,6 +47,7 @@ export function fromWireResponse(w: WireReplicaFetchResponse): ReplicaFetchRespo
 export function toWireResponse(r: ReplicaFetchResponse): WireReplicaFetchResponse {
   return {
     errorCode: r.errorCode,
+    sessionId: r.sessionId,
     partitions: r.partitions.map((p) => ({
       topicId: p.topicId,
       partition: p.partition,
@@ -136,6 +138,8 @@ export function checkReplicaFetchRequest(r: WireReplicaFetchRequest): string | u
   if (!Number.isInteger(r.replicaId) || r.replicaId < 0) return `replica id ${r.replicaId} is invalid`;
   if (!Number.isInteger(r.maxWaitMs) || r.maxWaitMs < 0 || r.maxWaitMs > REPLICA_FETCH_WAIT_MS_MAX) return `max_wait_ms ${r.maxWaitMs} is outside [0, ${REPLICA_FETCH_WAIT_MS_MAX}]`;
   if (r.maxBytes < 0 || r.minBytes < 0) return 'byte bounds must not be negative';
+  if (!Number.isInteger(r.sessionEpoch) || r.sessionEpoch < 0) return `session epoch ${r.sessionEpoch} is invalid`;
+  if (r.sessionEpoch === 0 && r.forgotten.length > 0) return 'a full fetch (session epoch 0) cannot forget partitions';
   for (const p of r.partitions) {
     if (!Number.isSafeInteger(p.fetchOffset) || p.fetchOffset < 0) return `fetch offset ${p.fetchOffset} is invalid`;
     if (!Number.isSafeInteger(p.flushedOffset) || p.flushedOffset < 0) return `flushed offset ${p.flushedOffset} is invalid`;
@@ -153,14 +157,14 @@ export function addReplicaFetchService(server: grpc.Server, handler: ReplicaFetc
         const bad = checkReplicaFetchRequest(req);
         if (bad) {
           log.warn({ replicaId: req.replicaId, why: bad }, 'refused a malformed replica fetch');
-          return { errorCode: ERRORS.INVALID_REQUEST.code, partitions: [] };
+          return { errorCode: ERRORS.INVALID_REQUEST.code, sessionId: 0, partitions: [] };
         }
         return toWireResponse(await handler.handleReplicaFetch(req));
       },
       (e: unknown, req: WireReplicaFetchRequest): WireReplicaFetchResponse => {
-        if (isRaftkaError(e)) return { errorCode: e.code, partitions: [] };
+        if (isRaftkaError(e)) return { errorCode: e.code, sessionId: 0, partitions: [] };
         log.error({ err: e, replicaId: req.replicaId }, 'replica fetch failed unexpectedly');
-        return { errorCode: ERRORS.UNKNOWN_SERVER_ERROR.code, partitions: [] };
+        return { errorCode: ERRORS.UNKNOWN_SERVER_ERROR.code, sessionId: 0, partitions: [] };
       },
     ),
   });

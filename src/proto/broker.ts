@@ -33,6 +33,9 @@ export interface WireReplicaFetchRequest {
   minBytes: number;
   maxBytes: number;
   partitions: readonly WireReplicaFetchPartition[];
+  sessionId: number;
+  sessionEpoch: number;
+  forgotten: readonly { topicId: string; partition: number }[];
 }
 
 export interface WireReplicaFetchPartitionResponse {
@@ -49,6 +52,7 @@ export interface WireReplicaFetchPartitionResponse {
 export interface WireReplicaFetchResponse {
   errorCode: number;
   partitions: WireReplicaFetchPartitionResponse[];
+  sessionId: number;
 }
 
 export type BrokerReplicationService = {

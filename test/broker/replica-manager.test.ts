@@ -9,7 +9,7 @@ import type { AlterPartitionRequest, PartitionAssignment, ReplicaFetchClient } f
 import { buildBatch, decodeRecords, iterateBatches } from '../../src/log/batch.ts';
 import { systemClock } from '../../src/common/clock.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { isRaftkaError } from '../../src/common/errors.ts';
+import { ERRORS, isRaftkaError } from '../../src/common/errors.ts';
 import { defer, tempDir, waitFor } from '../support/tmp.ts';
 
 const TOPIC_ID = 'AAAAAAAAAAAAAAAAAAAAAA';
@@ -242,4 +242,52 @@ test('a changed topic config reaches the open partition logs (max.message.bytes,
   await c.publish();
   assert.equal(leader.partition(TOPIC_ID, 0)!.log.config['max.message.bytes'], 1024 * 1024 + 12);
   assert.equal((await leader.produce(TOPIC_ID, 0, big, -1, 5000)).baseOffset, 2);
+});
+
+test('replica fetch sessions: incremental answers carry only partitions with news; a stale session epoch is refused [KIP-227]', async (t) => {
+  const rm = new ReplicaManager({
+    brokerId: 1,
+    brokerEpoch: () => 1,
+    dataDir: tempDir(t),
+    clock: systemClock,
+    logger: silentLogger(),
+    fetchClient: { fetch: () => Promise.reject(new Error('broker 1 follows nobody here')) },
+    controller: { alterPartition: async () => ({ errorCode: 0 }) },
+  });
+  defer(t, () => rm.close());
+  rm.start();
+  await rm.reconcile([0, 1, 2].map((partition) => ({ topicId: TOPIC_ID, topic: 't', partition, replicas: [1, 2], isr: [1, 2], leader: 1, leaderEpoch: 1, partitionEpoch: 1, config: {} })));
+  const offsets = [0, 0, 0];
+  const fetchState = (partition: number) => ({ topicId: TOPIC_ID, partition, currentLeaderEpoch: 1, fetchOffset: offsets[partition]!, lastFetchedEpoch: offsets[partition]! > 0 ? 1 : -1, flushedOffset: offsets[partition]!, maxBytes: 1 << 20 });
+  const fetch = (sessionId: number, sessionEpoch: number, partitions: number[], maxWaitMs = 0) =>
+    rm.handleReplicaFetch({ replicaId: 2, brokerEpoch: 1, maxWaitMs, minBytes: 1, maxBytes: 1 << 20, sessionId, sessionEpoch, partitions: partitions.map(fetchState), forgotten: [] });
+  const carried = (r: { partitions: readonly { partition: number }[] }) => r.partitions.map((p) => p.partition).sort();
+
+  const full = await fetch(0, 0, [0, 1, 2]);
+  assert.equal(full.errorCode, 0);
+  assert.notEqual(full.sessionId, 0);
+  assert.deepEqual(carried(full), [0, 1, 2], 'a new session tells every partition');
+
+  await rm.produce(TOPIC_ID, 1, batch('a'), 1, 5000);
+  const data = await fetch(full.sessionId, 1, []);
+  assert.deepEqual(carried(data), [1]);
+  assert.ok(data.partitions[0]!.records.length > 0);
+
+  // The follower reports the write (only partition 1 changed): the HW moves, and that is news.
+  offsets[1] = 1;
+  const hw = await fetch(full.sessionId, 2, [1]);
+  assert.deepEqual(carried(hw), [1]);
+  assert.deepEqual([hw.partitions[0]!.highWatermark, hw.partitions[0]!.records.length], [1, 0]);
+  assert.deepEqual(carried(await fetch(full.sessionId, 3, [])), [], 'nothing new');
+
+  // A parked incremental fetch is answered by a produce to any partition of the session.
+  const parked = fetch(full.sessionId, 4, [], 5_000);
+  await rm.produce(TOPIC_ID, 2, batch('b'), 1, 5000);
+  assert.deepEqual(carried(await parked), [2]);
+
+  const stale = await fetch(full.sessionId, 4, []);
+  assert.deepEqual([stale.errorCode, stale.sessionId, stale.partitions.length], [ERRORS.INVALID_FETCH_SESSION_EPOCH.code, 0, 0]);
+  assert.equal((await fetch(full.sessionId, 5, [])).errorCode, ERRORS.FETCH_SESSION_ID_NOT_FOUND.code, 'the session is gone');
+  const again = await fetch(0, 0, [0, 1, 2]);
+  assert.deepEqual([again.errorCode, carried(again)], [0, [0, 1, 2]]);
 });

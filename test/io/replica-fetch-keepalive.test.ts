@@ -49,6 +49,9 @@ const request = {
   maxWaitMs: 20_000,
   minBytes: 1,
   maxBytes: 1 << 20,
+  sessionId: 0,
+  sessionEpoch: 0,
+  forgotten: [],
   partitions: [{ topicId: 'AAAAAAAAAAAAAAAAAAAAAA', partition: 0, currentLeaderEpoch: 1, fetchOffset: 0, lastFetchedEpoch: -1, flushedOffset: 0, maxBytes: 1 << 20 }],
 };
 

@@ -19,6 +19,9 @@ function request(fetchOffset: number, maxWaitMs = 0, partitions = 1): ReplicaFet
     maxWaitMs,
     minBytes: 1,
     maxBytes: 1 << 20,
+    sessionId: 0,
+    sessionEpoch: 0,
+    forgotten: [],
     partitions: Array.from({ length: partitions }, (_, i) => ({ topicId: TOPIC_ID, partition: i, currentLeaderEpoch: 1, fetchOffset, lastFetchedEpoch: -1, flushedOffset: 0, maxBytes: 1 << 20 })),
   };
 }
@@ -38,6 +41,7 @@ async function leader(t: Parameters<typeof defer>[0]) {
         if (off === 666) throw new TypeError('a bug in the leader');
         return {
           errorCode: 0,
+          sessionId: 0,
           partitions: req.partitions.map((p) => ({
             topicId: p.topicId,
             partition: p.partition,

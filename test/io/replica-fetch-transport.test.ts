@@ -145,6 +145,9 @@ test('the fetch client honours its AbortSignal and fails fast on an unknown or d
     maxWaitMs: 20_000,
     minBytes: 1,
     maxBytes: 1 << 20,
+    sessionId: 0,
+    sessionEpoch: 0,
+    forgotten: [],
     partitions: [{ topicId: TOPIC_ID, partition: 0, currentLeaderEpoch: 1, fetchOffset: 0, lastFetchedEpoch: -1, flushedOffset: 0, maxBytes: 1 << 20 }],
   };
   // Nothing to fetch: the call parks on the leader until we abort it.

@@ -106,7 +106,7 @@ export interface RetryOptions {
 export interface ProducerOptions {
   /** Default acks for sends that do not say (-1 = all). */
   acks?: number;
-  /** How long a partially filled batch waits for more records (ms). Default 5. */
+  /** How long a partially filled batch waits for more records (ms). Default 5; 0 ships what one turn of the event loop sent. */
   lingerMs?: number;
   /** Uncompressed bytes per partition batch. Default 64 KiB (see DEFAULT_BATCH_BYTES). */
   batchSize?: number;
@@ -275,7 +275,7 @@ export class Producer {
   private drainScheduled = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
-  private lingerTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private producerId = -1;
   private producerEpoch = -1;
   /** Set after UNKNOWN_PRODUCER_ID or a real sequence gap: no new sends until a new id is in place. */
@@ -567,9 +567,10 @@ export class Producer {
       }
       if (youngest !== Infinity) this.lingerTimer = setTimeout(fire, Math.max(1, youngest + this.lingerMs - Date.now()));
     };
-    // lingerMs 0 still lets the rest of the current send join the batch (the timer
-    // fires after the synchronous append loop).
-    this.lingerTimer = setTimeout(fire, this.lingerMs);
+    // lingerMs 0 still lets the rest of the current send join the batch: the batch is
+    // sealed after the synchronous append loop, at the end of this turn of the event loop
+    // (setTimeout would wait a whole millisecond: node's timers have 1 ms resolution).
+    this.lingerTimer = this.lingerMs === 0 ? setImmediate(fire) : setTimeout(fire, this.lingerMs);
   }
 
   private seal(b: Batch): void {
@@ -1043,7 +1044,10 @@ export class Producer {
       for (const b of [...this.openBatches]) this.seal(b);
       await new Promise<void>((r) => this.idleWaiters.push(r));
     }
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    if (this.lingerTimer) {
+      if (this.lingerMs === 0) clearImmediate(this.lingerTimer as NodeJS.Immediate);
+      else clearTimeout(this.lingerTimer as NodeJS.Timeout);
+    }
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     const streams = [...this.streams.values()];
     this.streams.clear();

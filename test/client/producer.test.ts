@@ -261,3 +261,16 @@ test('after a batch is refused for good, the producer bumps its epoch and renumb
   ]);
   assert.deepEqual(producer.producerIdentity, { producerId, producerEpoch: 2 }, 'same producer id: the epoch was bumped locally');
 });
+
+test('lingerMs 0 ships at the end of the current turn (no timer): sends of one tick share a batch', { timeout: 10_000 }, async (t) => {
+  const { broker, producer } = await setup(t, { t: 1 }, { lingerMs: 0 });
+  // Timers frozen: a linger built on setTimeout would never fire.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const sends = [producer.send({ topic: 't', messages: [{ value: 'a' }] }), producer.send({ topic: 't', messages: [{ value: 'b' }, { value: 'c' }] })];
+  const results = await Promise.all(sends);
+  t.mock.timers.reset();
+  assert.deepEqual(results.flat().map((r) => r.offset), [0, 1, 2]);
+  const batches = broker.batches('t', 0);
+  assert.equal(batches.length, 1, 'one batch for the whole tick');
+  assert.deepEqual(decodeRecords(batches[0]!.bytes).map((r) => r.value!.toString()), ['a', 'b', 'c']);
+});

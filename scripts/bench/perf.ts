@@ -43,6 +43,14 @@ const BATCH_BYTES = 64 * 1024;
  */
 const LATENCY_LINGER_MS = 1;
 /**
+ * The fixed-rate producers run in a worker thread of their own and first send this many
+ * records at the same rate, unmeasured. Run cold in the main thread, the producer spent
+ * the measured run interpreted and JIT-compiling, and inherited allocation sites the
+ * baselines had taught V8 to pretenure: a major GC every ~300 ms (20-30 of them in a
+ * 10 s run, --trace-gc), the load generator's busiest cost on the cores the brokers share.
+ */
+const LATENCY_WARMUP_RECORDS = 10_000;
+/**
  * Bytes per partition per consumer fetch: Kafka's max.partition.fetch.bytes default.
  * 8 MiB measured no faster here and cost the brokers ~100 MB more peak RSS (six 8 MiB
  * reads and their encoded responses in flight).
@@ -347,13 +355,13 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     await producePerf({ ...common, topic: 'warm', numRecords: n(50_000), recordSize: 1024, throughput: -1 });
     await settle('start-up and warm-up');
     if (want('latency')) {
-      step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records)`);
-      runs.produceLat = await producePerf({ ...common, producers: 1, lingerMs: LATENCY_LINGER_MS, topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
+      step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
+      runs.produceLat = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), lingerMs: LATENCY_LINGER_MS, topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
     }
     await settle('latency');
     if (want('e2e')) {
-      step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 1 ms (${n(50_000)} records)`);
-      runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: LATENCY_LINGER_MS, timeoutMs: 10_000, onProgress: onProgress('read') });
+      step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
+      runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: LATENCY_LINGER_MS, timeoutMs: 10_000, warmupRecords: n(LATENCY_WARMUP_RECORDS), onProgress: onProgress('read') });
     }
     await settle('e2e');
     if (want('produce100')) {

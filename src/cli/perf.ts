@@ -31,6 +31,7 @@ interface ProduceFlags extends CommonFlags {
   workerThreads: boolean;
   payloadJson?: boolean;
   transport?: 'stream' | 'unary';
+  warmupRecords: number;
 }
 
 interface ConsumeFlags extends CommonFlags {
@@ -51,6 +52,7 @@ interface E2eFlags extends CommonFlags {
   batchSize: number;
   lingerMs: number;
   timeoutMs: number;
+  warmupRecords: number;
 }
 
 function parseAcks(s: string): number {
@@ -89,6 +91,7 @@ export function registerPerfCommands(program: Command): void {
     .option('--no-worker-threads', 'run every producer on the main thread (default: one worker thread each when --producers > 1)')
     .option('--payload-json', 'compressible JSON values instead of random letters')
     .addOption(new Option('--transport <t>', 'SDK produce transport').choices(['stream', 'unary']))
+    .option('--warmup-records <n>', 'records sent at the same rate first and not measured (JIT and GC warm-up)', intArg(0), 0)
     .option('--json', 'print the summary as one JSON object on the last stdout line');
   bootstrapOption(produce);
   oneLineErrors(produce, 'perf produce');
@@ -111,6 +114,7 @@ export function registerPerfCommands(program: Command): void {
         payloadJson: f.payloadJson === true,
         stamp: false,
         ...(f.transport ? { transport: f.transport } : {}),
+        warmupRecords: f.warmupRecords,
         onProgress: progress('sent'),
       });
       if (s.errors > 0) process.stderr.write(`${s.errors} records failed; the first error: ${s.firstError ?? 'unknown'}\n`);
@@ -174,6 +178,7 @@ export function registerPerfCommands(program: Command): void {
     .option('--batch-size <bytes>', 'bytes of records per partition batch', intArg(1, 64 << 20), 64 * 1024)
     .option('--linger-ms <ms>', 'how long a partial batch waits for more records', intArg(0, 60_000), 5)
     .option('--timeout-ms <ms>', 'wait this long after the last send for records still on their way', intArg(1), 10_000)
+    .option('--warmup-records <n>', 'records sent at the same rate first and not measured (JIT and GC warm-up)', intArg(0), 0)
     .option('--json', 'print the summary as one JSON object on the last stdout line');
   bootstrapOption(e2e);
   oneLineErrors(e2e, 'perf e2e');
@@ -190,6 +195,7 @@ export function registerPerfCommands(program: Command): void {
         batchSize: f.batchSize,
         lingerMs: f.lingerMs,
         timeoutMs: f.timeoutMs,
+        warmupRecords: f.warmupRecords,
         onProgress: progress('read'),
       });
       if (s.produceErrors > 0) process.stderr.write(`${s.produceErrors} records failed to send; the first error: ${s.firstError ?? 'unknown'}\n`);

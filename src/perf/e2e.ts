@@ -24,6 +24,8 @@ export interface E2ePerfOptions {
   workerThreads?: boolean;
   /** Give up on records that have not arrived this long after the producer finished (ms). */
   timeoutMs: number;
+  /** Records the producer sends at the rate before the measured run (not read, not counted). */
+  warmupRecords?: number;
   onProgress?(p: Progress): void;
 }
 
@@ -47,21 +49,6 @@ export interface E2eSummary {
 export async function e2ePerf(o: E2ePerfOptions): Promise<E2eSummary> {
   if (!(o.throughput > 0)) throw new RaftkaError('INVALID_REQUEST', '--throughput must be a positive rate for an end-to-end latency test');
   if (o.recordSize < STAMP_BYTES) throw new RaftkaError('INVALID_REQUEST', `--record-size must be at least ${STAMP_BYTES} bytes (the send stamp)`);
-  const start = await topicOffsets(o.bootstrap, o.topic, 'latest');
-  const consumer = inThreadAgent({
-    kind: 'consume',
-    opts: {
-      bootstrap: o.bootstrap,
-      topic: o.topic,
-      partitions: start.partitions,
-      startOffsets: start.offsets,
-      endOffsets: start.partitions.map(() => -1),
-      maxWaitMs: 500,
-      partitionMaxBytes: 1 << 20,
-      e2e: true,
-      fetchPer: 'broker',
-    },
-  });
   const job = {
     kind: 'produce' as const,
     opts: {
@@ -76,9 +63,33 @@ export async function e2ePerf(o: E2ePerfOptions): Promise<E2eSummary> {
       lingerMs: o.lingerMs,
       payloadJson: false,
       stamp: true,
+      ...(o.warmupRecords ? { warmupRecords: o.warmupRecords } : {}),
     },
   };
   const producer = (o.workerThreads ?? true) ? workerAgent(job) : inThreadAgent(job);
+  // The consumer starts after the producer's warm-up: those records are not measured.
+  let start: Awaited<ReturnType<typeof topicOffsets>>;
+  try {
+    await producer.ready;
+    start = await topicOffsets(o.bootstrap, o.topic, 'latest');
+  } catch (e) {
+    await producer.close().catch(() => undefined);
+    throw e;
+  }
+  const consumer = inThreadAgent({
+    kind: 'consume',
+    opts: {
+      bootstrap: o.bootstrap,
+      topic: o.topic,
+      partitions: start.partitions,
+      startOffsets: start.offsets,
+      endOffsets: start.partitions.map(() => -1),
+      maxWaitMs: 500,
+      partitionMaxBytes: 1 << 20,
+      e2e: true,
+      fetchPer: 'broker',
+    },
+  });
   let produced: Outcome | undefined;
   let watchdog: NodeJS.Timeout | undefined;
   // Lowered to what was acknowledged once the producer is done (failed sends never arrive).

@@ -40,9 +40,10 @@ export function split(total: number, n: number): number[] {
 export async function producePerf(o: ProducePerfOptions): Promise<ProduceSummary> {
   const threads = o.workerThreads ?? o.producers > 1;
   const shares = split(o.numRecords, o.producers);
-  const agents: Agent[] = shares.map((records) => {
+  const warmups = split(o.warmupRecords ?? 0, o.producers);
+  const agents: Agent[] = shares.map((records, i) => {
     const { numRecords: _n, throughput: _t, producers: _p, workerThreads: _w, onProgress: _o, ...rest } = o;
-    const job = { kind: 'produce' as const, opts: { ...rest, records, ratePerSec: o.throughput > 0 ? o.throughput / o.producers : -1 } };
+    const job = { kind: 'produce' as const, opts: { ...rest, records, warmupRecords: warmups[i]!, ratePerSec: o.throughput > 0 ? o.throughput / o.producers : -1 } };
     return threads ? workerAgent(job) : inThreadAgent(job);
   });
   const out = await runAgents(agents, { ...(o.onProgress ? { onProgress: o.onProgress } : {}) });

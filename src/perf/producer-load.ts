@@ -25,6 +25,12 @@ export interface ProducerLoadOptions {
   stamp: boolean;
   transport?: 'stream' | 'unary';
   idempotent?: boolean;
+  /**
+   * Records sent at the same rate before the measured run, while the load is being
+   * prepared, and not counted: the JIT compiles the send path and the collector learns
+   * its allocation pattern first (a cold producer runs interpreted for seconds).
+   */
+  warmupRecords?: number;
 }
 
 /** Records per send() call at most (a paced sender sends what is due in one call). */
@@ -49,7 +55,7 @@ export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load>
   // Unpaced: one send per batch worth of records, so a send maps onto roughly one batch.
   const chunk = unlimited ? Math.max(1, Math.min(CHUNK_MAX, Math.floor(o.batchSize / (o.recordSize + 12)))) : CHUNK_MAX;
   const fullChunks: Message[][] = Array.from({ length: 8 }, (_, c) => Array.from({ length: chunk }, (_, i) => pool[(c * chunk + i) % pool.length]!));
-  let stopped = false;
+  const stopped = { now: false };
 
   const messages = (n: number, from: number): Message[] => {
     if (o.stamp) {
@@ -60,9 +66,62 @@ export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load>
     return Array.from({ length: n }, (_, i) => pool[(from + i) % pool.length]!);
   };
 
+  /**
+   * Sends `records` on the schedule (all at once when unpaced), one send() per due
+   * chunk, at most OUTSTANDING_SENDS_MAX unacknowledged; resolves once all are answered.
+   */
+  const sendPaced = async (records: number, on: { acked(n: number, ms: number): void; failed(n: number, e: unknown): void }): Promise<void> => {
+    let outstanding = 0;
+    let slotFree: (() => void) | undefined;
+    const settle = () => {
+      outstanding--;
+      const f = slotFree;
+      slotFree = undefined;
+      f?.();
+    };
+    const fire = (msgs: Message[]) => {
+      const n = msgs.length;
+      const t = performance.now();
+      outstanding++;
+      producer.send({ topic: o.topic, messages: msgs }).then(
+        () => {
+          on.acked(n, performance.now() - t);
+          settle();
+        },
+        (e: unknown) => {
+          on.failed(n, e);
+          settle();
+        },
+      );
+    };
+    const slot = () => new Promise<void>((r) => (slotFree = r));
+    const schedule = new RateSchedule(o.ratePerSec, records, performance.now());
+    let sent = 0;
+    while (sent < records && !stopped.now) {
+      const due = schedule.dueBy(performance.now());
+      while (sent < due && !stopped.now) {
+        const n = Math.min(chunk, due - sent);
+        fire(messages(n, sent));
+        sent += n;
+        // Yield while too many sends wait, and now and then regardless so timers run.
+        if (outstanding >= OUTSTANDING_SENDS_MAX) await slot();
+      }
+      if (sent >= records) break;
+      const wait = schedule.dueAt(sent) - performance.now();
+      await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    }
+    while (outstanding > 0) await slot();
+  };
+
+  if (o.warmupRecords) {
+    let failure: unknown;
+    await sendPaced(o.warmupRecords, { acked: () => undefined, failed: (_n, e) => (failure ??= e) });
+    if (failure !== undefined) throw failure;
+  }
+
   return {
     stop: () => {
-      stopped = true;
+      stopped.now = true;
     },
     close: () => producer.disconnect(),
     async run(startAtMs, report) {
@@ -71,60 +130,26 @@ export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load>
       let bytes = 0;
       let errors = 0;
       let firstError: string | undefined;
-      let outstanding = 0;
-      let slotFree: (() => void) | undefined;
       const flushReport = () => {
         const r: LoadReport = { records: acked, bytes, errors, window: latency.takeWindow() };
         acked = bytes = errors = 0;
         report(r);
       };
-      const settle = () => {
-        outstanding--;
-        const f = slotFree;
-        slotFree = undefined;
-        f?.();
-      };
-      const fire = (msgs: Message[]) => {
-        const n = msgs.length;
-        const t = performance.now();
-        outstanding++;
-        producer.send({ topic: o.topic, messages: msgs }).then(
-          () => {
-            latency.record(performance.now() - t, n);
-            acked += n;
-            bytes += n * o.recordSize;
-            settle();
-          },
-          (e: unknown) => {
-            errors += n;
-            firstError ??= e instanceof Error ? e.message : String(e);
-            settle();
-          },
-        );
-      };
-      const slot = () => new Promise<void>((r) => (slotFree = r));
-
       await until(startAtMs);
       const timer = setInterval(flushReport, REPORT_MS);
       const startedAtMs = nowEpochMs();
-      const t0 = performance.now();
-      const schedule = new RateSchedule(o.ratePerSec, o.records, t0);
-      let sent = 0;
       try {
-        while (sent < o.records && !stopped) {
-          const due = schedule.dueBy(performance.now());
-          while (sent < due && !stopped) {
-            const n = Math.min(chunk, due - sent);
-            fire(messages(n, sent));
-            sent += n;
-            // Yield while too many sends wait, and now and then regardless so timers run.
-            if (outstanding >= OUTSTANDING_SENDS_MAX) await slot();
-          }
-          if (sent >= o.records) break;
-          const wait = schedule.dueAt(sent) - performance.now();
-          await new Promise((r) => setTimeout(r, Math.max(0, wait)));
-        }
-        while (outstanding > 0) await slot();
+        await sendPaced(o.records, {
+          acked: (n, ms) => {
+            latency.record(ms, n);
+            acked += n;
+            bytes += n * o.recordSize;
+          },
+          failed: (n, e) => {
+            errors += n;
+            firstError ??= e instanceof Error ? e.message : String(e);
+          },
+        });
       } finally {
         clearInterval(timer);
       }

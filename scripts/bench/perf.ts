@@ -212,7 +212,7 @@ interface ReportedRecord {
   startedAt: string;
   seconds: number;
   machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] };
-  settings: { producers: number };
+  settings: { producers: number; latencyWarmupRecords?: number };
   brokerPeakRssByRunMB: Record<string, Record<string, number>>;
 }
 
@@ -406,7 +406,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       startedAt: started.toISOString(),
       seconds: (performance.now() - t0) / 1000,
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGB: totalmem() / 1e9, node: process.version, loadAvgAtEnd: (await import('node:os')).loadavg() },
-      settings: { scale, producers, partitions: PARTITIONS, replicationFactor: 3, acks: 'all', batchSize: BATCH_BYTES, lingerMs: { throughput: 5, latency: LATENCY_LINGER_MS }, durable: 'flush.before.ack=true (default)', overrides: DEV_OVERRIDES, cpuProfiles: profDir ?? null },
+      settings: { scale, producers, partitions: PARTITIONS, replicationFactor: 3, acks: 'all', batchSize: BATCH_BYTES, lingerMs: { throughput: 5, latency: LATENCY_LINGER_MS }, latencyWarmupRecords: n(LATENCY_WARMUP_RECORDS), durable: 'flush.before.ack=true (default)', overrides: DEV_OVERRIDES, cpuProfiles: profDir ?? null },
       fields,
       rawFdatasync: sync,
       runs,
@@ -533,7 +533,7 @@ function writeReport(
           '',
         ]
       : []),
-    `Throughput runs use ${record.settings.producers} SDK producer instances (each in its own worker thread) sending as fast as the producers take records (64 KiB batches, linger 5 ms, idempotent), so their latencies include time queued in the producers' 32 MiB buffers; the fixed-rate runs (one producer, linger 1 ms) measure latency. Consume MB/s counts record batches as stored (1 KiB values plus about 1.5% framing).`,
+    `Throughput runs use ${record.settings.producers} SDK producer instances (each in its own worker thread) sending as fast as the producers take records (64 KiB batches, linger 5 ms, idempotent), so their latencies include time queued in the producers' 32 MiB buffers; the fixed-rate runs (one producer in a worker thread of its own, linger 1 ms, after ${(record.settings.latencyWarmupRecords ?? 0).toLocaleString('en-US')} unmeasured records) measure latency. Consume MB/s counts record batches as stored (1 KiB values plus about 1.5% framing).`,
     '',
   ];
   mkdirSync(join(REPO, 'bench'), { recursive: true });

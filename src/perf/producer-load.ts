@@ -55,7 +55,7 @@ export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load>
   // Unpaced: one send per batch worth of records, so a send maps onto roughly one batch.
   const chunk = unlimited ? Math.max(1, Math.min(CHUNK_MAX, Math.floor(o.batchSize / (o.recordSize + 12)))) : CHUNK_MAX;
   const fullChunks: Message[][] = Array.from({ length: 8 }, (_, c) => Array.from({ length: chunk }, (_, i) => pool[(c * chunk + i) % pool.length]!));
-  const stopped = { now: false };
+  let stopped = false;
 
   const messages = (n: number, from: number): Message[] => {
     if (o.stamp) {
@@ -97,9 +97,9 @@ export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load>
     const slot = () => new Promise<void>((r) => (slotFree = r));
     const schedule = new RateSchedule(o.ratePerSec, records, performance.now());
     let sent = 0;
-    while (sent < records && !stopped.now) {
+    while (sent < records && !stopped) {
       const due = schedule.dueBy(performance.now());
-      while (sent < due && !stopped.now) {
+      while (sent < due && !stopped) {
         const n = Math.min(chunk, due - sent);
         fire(messages(n, sent));
         sent += n;
@@ -116,12 +116,15 @@ export async function prepareProducerLoad(o: ProducerLoadOptions): Promise<Load>
   if (o.warmupRecords) {
     let failure: unknown;
     await sendPaced(o.warmupRecords, { acked: () => undefined, failed: (_n, e) => (failure ??= e) });
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) {
+      await producer.disconnect().catch(() => undefined);
+      throw failure;
+    }
   }
 
   return {
     stop: () => {
-      stopped.now = true;
+      stopped = true;
     },
     close: () => producer.disconnect(),
     async run(startAtMs, report) {

@@ -50,9 +50,12 @@ export class LeaderFetchSession {
     this.lastUsedMs = nowMs;
   }
 
-  /** `leo:<tp>` keys of the session's partitions (cached until membership changes). */
-  parkKeys(prefix: string): readonly string[] {
-    this.keys ??= [...this.partitions.keys()].map((k) => prefix + k);
+  /**
+   * The replica manager's `leo:<tp>` waiter keys of the session's partitions, for a parked
+   * fetch (cached until membership changes).
+   */
+  parkKeys(): readonly string[] {
+    this.keys ??= [...this.partitions.keys()].map((k) => `leo:${k}`);
     return this.keys;
   }
 
@@ -91,7 +94,6 @@ export type SessionResolution = { session: LeaderFetchSession } | { errorCode: n
  */
 export class FetchSessionCache {
   private readonly byReplica = new Map<number, LeaderFetchSession>();
-  private lastId = 0;
 
   constructor(private readonly newId: () => number = () => 1 + Math.floor(Math.random() * 0x7ffffffe)) {}
 
@@ -106,9 +108,8 @@ export class FetchSessionCache {
   resolve(req: ReplicaFetchRequest, nowMs: number): SessionResolution {
     if (req.sessionEpoch === 0) {
       let id = this.newId();
-      // Never hand out the id just replaced: a late request of the old session must miss.
-      if (id === this.lastId) id = (id % 0x7ffffffe) + 1;
-      this.lastId = id;
+      // Never reuse the id being replaced: a late request of the old session must miss.
+      if (id === this.byReplica.get(req.replicaId)?.id) id = (id % 0x7ffffffe) + 1;
       const session = new LeaderFetchSession(id, req.replicaId, nowMs);
       session.update(req.partitions, []);
       this.byReplica.set(req.replicaId, session);
@@ -160,14 +161,6 @@ export class FollowerFetchSession {
   private epoch = 0;
   /** What the leader's session holds for each partition (as of the last request built). */
   private readonly sent = new Map<string, ReplicaFetchPartition>();
-
-  get sessionId(): number {
-    return this.id;
-  }
-
-  get sessionEpoch(): number {
-    return this.epoch;
-  }
 
   /**
    * The session part of the next request for the partitions `wanted` (by tpKey): all of

@@ -129,8 +129,7 @@ class LeaderFetcher {
       // Partitions are applied concurrently: each append ends with its own fdatasync
       // (flush.before.ack), and one after the other those would add up on every round,
       // delaying the next fetch that reports them (and with it the leader's HW).
-      if (resp.partitions.length === 1) await this.apply(resp.partitions[0]!, wanted);
-      else if (resp.partitions.length > 1) await Promise.all(resp.partitions.map((r) => this.apply(r, wanted)));
+      await Promise.all(resp.partitions.map((r) => this.apply(r, wanted)));
     }
   }
 

@@ -401,7 +401,7 @@ export class ReplicaManager {
         void this.answerFollower(session, now).then((r) => resolve(this.toFollower(session, r.sent)));
       };
       this.delayed.park(
-        session.parkKeys('leo:'),
+        session.parkKeys(),
         req.maxWaitMs,
         () => {
           if (!this.followerHasNews(session)) return false;

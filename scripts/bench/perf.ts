@@ -44,12 +44,17 @@ const BATCH_BYTES = 64 * 1024;
 const LATENCY_LINGER_MS = 1;
 /**
  * The fixed-rate producers run in a worker thread of their own and first send this many
- * records at the same rate, unmeasured. Run cold in the main thread, the producer spent
- * the measured run interpreted and JIT-compiling, and inherited allocation sites the
- * baselines had taught V8 to pretenure: a major GC every ~300 ms (20-30 of them in a
- * 10 s run, --trace-gc), the load generator's busiest cost on the cores the brokers share.
+ * records at the same rate, unmeasured (20 s at 5,000/s). Run cold in the main thread,
+ * the producer spent the measured run interpreted and JIT-compiling, and inherited
+ * allocation sites the baselines had taught V8 to pretenure: a major GC every ~300 ms
+ * (20-30 of them in a 10 s run, --trace-gc). The brokers need the time too: after the
+ * full-speed warm-up they still optimized ~280 functions each in the first 8 s at
+ * 5,000/s (--trace-opt; a quarter of their CPU went to TurboFan's threads in `perf
+ * record`) and p50 went 11.3, 4.5, 3.4, 3.4, 3.2 ms over five 8 s runs in a row, with
+ * 73, 32, 34, 14 optimizations in the later ones. A broker serves for days; the figure
+ * wanted is its steady state, not its first half-minute.
  */
-const LATENCY_WARMUP_RECORDS = 10_000;
+const LATENCY_WARMUP_RECORDS = 100_000;
 /**
  * Bytes per partition per consumer fetch: Kafka's max.partition.fetch.bytes default.
  * 8 MiB measured no faster here and cost the brokers ~100 MB more peak RSS (six 8 MiB
@@ -193,6 +198,25 @@ function resetPeakRss(pid: number | undefined): void {
   }
 }
 
+/**
+ * CPU time (user + system) a process has used so far, seconds; Linux only. On this
+ * shared host the brokers' CPU per run is steadier than its latency or throughput, so
+ * it is what an A/B of a broker change compares.
+ */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)). */
+const CLOCK_TICKS_PER_SEC = 100;
+
 // ─── the matrix ───
 
 interface Runs {
@@ -311,19 +335,27 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
   // lands in the next run's fdatasyncs.
   // Peak RSS per run: VmHWM is read when a run ends and then reset (clear_refs), so the
   // record shows which run drives each broker's peak; `rss` keeps the overall maximum.
+  // Broker CPU seconds per run (all three summed) come from the same windows.
   const rssByRun: Record<string, Record<string, number>> = {};
+  const cpuByRun: Record<string, number> = {};
+  let cpuAtWindowStart = 0;
   const closeRssWindow = (run: string) => {
     const peaks: Record<string, number> = {};
+    let cpu = 0;
     for (const id of cluster.spec.nodeIds) {
       const key = `node${id}`;
       peaks[key] = peakRssMB(cluster.pid(id));
       resetPeakRss(cluster.pid(id));
       rss[key] = Math.max(rss[key] ?? 0, peaks[key]);
+      cpu += cpuSeconds(cluster.pid(id));
     }
     rssByRun[run] = peaks;
+    cpuByRun[run] = cpu - cpuAtWindowStart;
+    cpuAtWindowStart = cpu;
   };
   const settle = async (run: string) => {
     closeRssWindow(run);
+    step(`  brokers used ${cpuByRun[run]!.toFixed(1)} CPU seconds in ${run}`);
     const t = performance.now();
     execFileSync('sync');
     const ms = performance.now() - t;
@@ -412,6 +444,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       runs,
       brokerPeakRssMB: rss,
       brokerPeakRssByRunMB: rssByRun,
+      brokerCpuSecondsByRun: cpuByRun,
     };
     return { record, fields, runs, sync, rss, started };
   } finally {

@@ -9,6 +9,7 @@ import { RaftkaError } from '../common/errors.ts';
 import { BATCH_OVERHEAD, LOG_OVERHEAD, Off, readBatchHeader, validateBatchAt, type BatchHeader } from './batch.ts';
 import { OffsetIndex, TimeIndex } from './indexes.ts';
 import { unlinkIfExists, writeFileAtomic } from './checkpoint.ts';
+import { readBuffers } from './read-buffers.ts';
 
 /**
  * Appends up to this size are written on the calling thread. A page-cache write of a few
@@ -293,8 +294,14 @@ export class LogSegment {
       let want = Math.min(limit - indexPos, maxBytes + this.opts.indexIntervalBytes + BATCH_OVERHEAD);
       for (;;) {
         if (want <= 0) return undefined;
-        const buf = Buffer.allocUnsafe(want);
-        const { bytesRead } = await fh.read(buf, 0, want, indexPos);
+        const buf = readBuffers.acquire(want);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await fh.read(buf, 0, want, indexPos));
+        } catch (e) {
+          readBuffers.release(buf);
+          throw e;
+        }
         let p = 0;
         let start = -1;
         let end = -1;
@@ -318,10 +325,15 @@ export class LogSegment {
           p += h.sizeInBytes;
         }
         if (needMore > 0 && indexPos + bytesRead < limit && needMore > want) {
+          readBuffers.release(buf);
           want = Math.min(limit - indexPos, needMore);
           continue;
         }
-        if (start < 0 || end <= start) return undefined;
+        if (start < 0 || end <= start) {
+          readBuffers.release(buf);
+          return undefined;
+        }
+        // A view of a lent buffer: whoever consumes it last may give it back (read-buffers.ts).
         return buf.subarray(start, end);
       }
     } finally {

@@ -175,17 +175,31 @@ export function defineService<S extends ServiceShape>(root: protobuf.Root, fullN
   return out as ServiceMethods<S>;
 }
 
+/**
+ * Per rpc, called with each response right after it was encoded: its buffers' bytes have
+ * been copied by then, so lent buffers can go back (see log/read-buffers.ts).
+ */
+export type ResponseEncodedHooks<S extends ServiceShape> = { readonly [K in keyof S]?: (res: S[K][1]) => void };
+
 /** A grpc-js service definition for `server.addService`, keyed by rpc name. */
-export function serviceDefinition<S extends ServiceShape>(methods: ServiceMethods<S>): grpc.ServiceDefinition {
+export function serviceDefinition<S extends ServiceShape>(methods: ServiceMethods<S>, encoded: ResponseEncodedHooks<S> = {}): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const hooks = encoded as Record<string, ((res: unknown) => void) | undefined>;
   for (const [key, m] of Object.entries(methods as Record<string, RpcMethod<unknown, unknown>>)) {
+    const after = hooks[key];
     def[key] = {
       path: m.path,
       requestStream: m.requestStream,
       responseStream: m.responseStream,
       requestSerialize: (v) => m.request.encode(v),
       requestDeserialize: (b) => m.request.decode(b),
-      responseSerialize: (v) => m.response.encodeTransient(v),
+      responseSerialize: after
+        ? (v) => {
+            const b = m.response.encodeTransient(v);
+            after(v);
+            return b;
+          }
+        : (v) => m.response.encodeTransient(v),
       responseDeserialize: (b) => m.response.decode(b),
     };
   }

@@ -70,6 +70,7 @@ import {
 import { addStandardServices } from './standard-services.ts';
 import type { AdminClient, MetadataView, PartitionView, ProducerIdSource, ReplicaManagerApi, TopicView } from './types.ts';
 import type { FetchPartitionRequest, ProduceResult } from '../broker/replica-manager.ts';
+import { readBuffers } from '../log/read-buffers.ts';
 
 export interface ClientApiLimits {
   /** acks=-1 wait when the request says 0. */
@@ -832,7 +833,12 @@ export function addClientApiService(server: grpc.Server, handlers: ClientApiHand
     InitProducerId: unaryHandler((req: InitProducerIdRequest) => h.initProducerId(req), onError('InitProducerId')),
     ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>) => produceStream(call, h, log),
   };
-  server.addService(serviceDefinition(RaftkaRpc), impl);
+  server.addService(serviceDefinition(RaftkaRpc, { Fetch: releaseFetchBuffers }), impl);
+}
+
+/** A Fetch response was encoded: the segment read buffers under its records go back to the pool. */
+function releaseFetchBuffers(res: FetchResponse): void {
+  for (const t of res.responses) for (const p of t.partitions) readBuffers.release(p.records);
 }
 
 /** Empty lists for each response type, so a top-level error response still decodes to the full shape. */

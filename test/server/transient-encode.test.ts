@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { RaftkaRpc, type FetchResponse } from '../../src/proto/raftka.ts';
 import { bindServer, serviceDefinition, shutdownServer, SERVER_OPTIONS, MESSAGE_BYTES_MAX } from '../../src/proto/rpc.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
+import { ReadBufferPool } from '../../src/log/read-buffers.ts';
 import { assertProperty } from '../support/property.ts';
 
 const codec = RaftkaRpc.Fetch.response;
@@ -75,4 +76,45 @@ test('concurrent large gRPC responses, each encoded transiently, all arrive inta
       assert.equal(part.highWatermark, want.responses[0]!.partitions[p]!.highWatermark);
     }
   });
+});
+
+test('read buffers given back once a Fetch response is encoded are lent again, and no response in flight is corrupted', async (t) => {
+  const pool = new ReadBufferPool(400_000, 4);
+  const stores = new Set<ArrayBufferLike>();
+  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
+  server.addService(
+    serviceDefinition(RaftkaRpc, { Fetch: (res) => res.responses.forEach((r) => r.partitions.forEach((p) => pool.release(p.records))) }),
+    {
+      Fetch: (call: grpc.ServerUnaryCall<{ maxBytes: number }, FetchResponse>, callback: grpc.sendUnaryData<FetchResponse>) => {
+        const tag = call.request.maxBytes;
+        const res = fetchResponse(tag, []);
+        const size = 300_000 + tag;
+        const lent = pool.acquire(size);
+        stores.add(lent.buffer);
+        lent.fill((tag * 31) % 251, 0, size);
+        res.responses[0]!.partitions.push({ ...fetchResponse(tag, [0]).responses[0]!.partitions[0]!, records: lent.subarray(0, size) });
+        // Answer out of order, so lending, encoding and giving back interleave.
+        setTimeout(() => callback(null, res), tag % 7);
+      },
+    },
+  );
+  const port = await bindServer(server, '127.0.0.1:0');
+  const client = new RawClient(`127.0.0.1:${port}`);
+  t.after(async () => {
+    client.close();
+    await shutdownServer(server);
+  });
+  const tags = Array.from({ length: 60 }, (_, i) => i + 1);
+  // Three waves: buffers given back by one wave's encodings are lent to the next.
+  for (let wave = 0; wave < 3; wave++) {
+    const some = tags.filter((tag) => tag % 3 === wave);
+    const answers = await Promise.all(some.map((tag) => client.fetch({ maxWaitMs: 0, minBytes: 0, maxBytes: tag, topics: [] })));
+    answers.forEach((r, i) => {
+      const tag = some[i]!;
+      const records = r.responses[0]!.partitions[0]!.records;
+      assert.ok(Buffer.from(records).equals(Buffer.alloc(300_000 + tag, (tag * 31) % 251)), `response ${tag} intact`);
+    });
+  }
+  assert.ok(stores.size < tags.length, `60 responses lent ${stores.size} distinct buffers: some must have been reused`);
+  assert.equal(pool.idleCount, 4, 'every buffer came back; the pool keeps 4');
 });

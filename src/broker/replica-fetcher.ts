@@ -130,6 +130,8 @@ class LeaderFetcher {
       // (flush.before.ack), and one after the other those would add up on every round,
       // delaying the next fetch that reports them (and with it the leader's HW).
       await Promise.all(resp.partitions.map((r) => this.apply(r, wanted)));
+      // Every append has completed (apply awaits it) and nothing keeps a view of the bytes.
+      this.opts.client.release?.(resp);
     }
   }
 

@@ -77,6 +77,11 @@ export interface ReplicaFetchResponse {
 /** How a follower reaches a leader broker (gRPC in production, direct calls in tests). */
 export interface ReplicaFetchClient {
   fetch(leaderId: number, request: ReplicaFetchRequest, signal: AbortSignal): Promise<ReplicaFetchResponse>;
+  /**
+   * The fetcher is done with a response's record bytes (appended, fsynced, or dropped):
+   * a client may reuse their memory for later responses.
+   */
+  release?(response: ReplicaFetchResponse): void;
 }
 
 export interface AlterPartitionRequest {

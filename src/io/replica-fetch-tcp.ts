@@ -24,6 +24,7 @@ import { componentLogger, silentLogger, type Logger } from '../common/logger.ts'
 import type { ReplicaFetchClient, ReplicaFetchRequest, ReplicaFetchResponse } from '../broker/types.ts';
 import { BrokerReplicationRpc, type WireReplicaFetchRequest, type WireReplicaFetchResponse } from '../proto/broker.ts';
 import { MESSAGE_BYTES_MAX } from '../proto/rpc.ts';
+import { ReadBufferPool } from '../log/read-buffers.ts';
 import type { ReplicaFetchHandler } from '../server/types.ts';
 import { checkReplicaFetchRequest, fromWireResponse, toWireResponse } from './replica-fetch-transport.ts';
 
@@ -92,6 +93,9 @@ export class FrameAssembler {
   private frame: Buffer | undefined;
   private frameHave = 0;
 
+  /** `frames`: where frame buffers come from (given back by whoever consumes a frame last). */
+  constructor(private readonly frames?: ReadBufferPool) {}
+
   /** Feeds `n` bytes of `chunk` (valid only during the call); returns an error for a frame past the bound. */
   push(chunk: Buffer, n: number, onFrame: (body: Buffer) => void): string | undefined {
     let pos = 0;
@@ -104,7 +108,7 @@ export class FrameAssembler {
         if (this.headHave < 4) return undefined;
         const need = this.head.readUInt32BE(0);
         if (need < 5 || need > MESSAGE_BYTES_MAX) return `frame length ${need} is outside [5, ${MESSAGE_BYTES_MAX}]`;
-        this.frame = Buffer.allocUnsafe(need);
+        this.frame = this.frames ? this.frames.acquire(need).subarray(0, need) : Buffer.allocUnsafe(need);
         this.frameHave = 0;
         continue;
       }
@@ -192,7 +196,7 @@ interface Pending {
 class Connection {
   readonly socket: net.Socket;
   readonly pending = new Map<number, Pending>();
-  private readonly reader = new FrameAssembler();
+  private readonly reader: FrameAssembler;
   private nextId = 1;
   private failure: Error | undefined;
   readonly ready: Promise<void>;
@@ -201,7 +205,9 @@ class Connection {
     readonly address: string,
     connectTimeoutMs: number,
     private readonly log: Logger,
+    frames: ReadBufferPool,
   ) {
+    this.reader = new FrameAssembler(frames);
     const i = address.lastIndexOf(':');
     const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(address.slice(i + 1));
@@ -301,7 +307,18 @@ class Connection {
   }
 }
 
+/**
+ * Response frames up to this size are assembled in pooled buffers, which the fetcher
+ * gives back once it has appended their records (`release`): the default fetch carries up
+ * to 1 MiB per partition, and a new buffer per response was V8 external memory whose
+ * growth starts major GCs.
+ */
+const FRAME_BUFFER_BYTES = 2 * 1024 * 1024;
+/** Idle frame buffers kept: a follower has one fetch in flight per leader. */
+const FRAME_BUFFERS_KEPT = 4;
+
 export class TcpReplicaFetchClient implements ReplicaFetchClient {
+  private readonly frames = new ReadBufferPool(FRAME_BUFFER_BYTES, FRAME_BUFFERS_KEPT);
   private readonly addresses = new Map<number, string>();
   private readonly connections = new Map<number, Connection>();
   private readonly log: Logger;
@@ -338,10 +355,15 @@ export class TcpReplicaFetchClient implements ReplicaFetchClient {
     if (address === undefined) throw new RaftkaError('BROKER_NOT_AVAILABLE', `no address known for broker ${leaderId}`);
     let c = this.connections.get(leaderId);
     if (!c || c.broken || c.address !== address) {
-      c = new Connection(address, this.connectTimeoutMs, this.log);
+      c = new Connection(address, this.connectTimeoutMs, this.log, this.frames);
       this.connections.set(leaderId, c);
     }
     return c.call(request, request.maxWaitMs + this.slackMs, signal);
+  }
+
+  /** The caller is done with `response`'s record bytes: their frame buffer may be reused. */
+  release(response: ReplicaFetchResponse): void {
+    for (const p of response.partitions) this.frames.release(p.records);
   }
 
   close(): void {

@@ -9,7 +9,9 @@
 //
 // Giving a buffer back is only for a holder that knows no one else uses its bytes any
 // more (see the Fetch response encoder in server/client-api.ts). A buffer never given
-// back (a replica fetch, a cancelled call) is simply garbage, as before.
+// back (a replica fetch, a cancelled call) is simply garbage, as before. The follower's
+// replica fetch client assembles response frames in a pool of its own the same way
+// (io/replica-fetch-tcp.ts), given back once the fetcher has appended the records.
 
 /** Reads up to a default max.partition.fetch.bytes, plus the index step a read starts before its offset. */
 export const READ_BUFFER_BYTES = 1024 * 1024 + 64 * 1024;

@@ -12,6 +12,9 @@ import { defer, waitFor } from '../support/tmp.ts';
 const TOPIC_ID = 'AAAAAAAAAAAAAAAAAAAAAA';
 const BIG = Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 31) & 0xff));
 
+/** 300 KiB of records that differ with the offset (4000..4099). */
+const mid = (off: number) => BIG.subarray(off - 4000, off - 4000 + 300 * 1024);
+
 function request(fetchOffset: number, maxWaitMs = 0, partitions = 1): ReplicaFetchRequest {
   return {
     replicaId: 2,
@@ -50,7 +53,7 @@ async function leader(t: Parameters<typeof defer>[0]) {
             logStartOffset: 0,
             logEndOffset: off,
             divergingEpoch: off === 7 ? { epoch: 3, endOffset: 5 } : undefined,
-            records: off === 1234 ? BIG : Buffer.from(`p${p.partition}@${off}`),
+            records: off === 1234 ? BIG : off >= 4000 && off < 4100 ? mid(off) : Buffer.from(`p${p.partition}@${off}`),
           })),
         };
       },
@@ -133,4 +136,27 @@ test('a peer that breaks the framing is disconnected; others are served', async 
   const client = new TcpReplicaFetchClient({ addresses: new Map([[1, `127.0.0.1:${l.server.port}`]]) });
   defer(t, () => client.close());
   assert.equal((await client.fetch(1, request(2), new AbortController().signal)).partitions[0]!.highWatermark, 2);
+});
+
+test('a response the fetcher released lends its frame buffer to a later one; an unreleased response keeps its bytes', async (t) => {
+  const { server } = await leader(t);
+  const client = new TcpReplicaFetchClient({ addresses: new Map([[1, `127.0.0.1:${server.port}`]]) });
+  defer(t, () => client.close());
+  const signal = new AbortController().signal;
+  const first = await client.fetch(1, request(4001), signal);
+  assert.ok(first.partitions[0]!.records.equals(mid(4001)));
+  const store = first.partitions[0]!.records.buffer;
+  client.release(first);
+  const second = await client.fetch(1, request(4002), signal);
+  assert.equal(second.partitions[0]!.records.buffer, store, 'the released frame buffer was reused');
+  assert.ok(second.partitions[0]!.records.equals(mid(4002)), 'and holds the new response whole');
+  // Not released: the next response gets another buffer and the first keeps its bytes.
+  const third = await client.fetch(1, request(4003), signal);
+  assert.notEqual(third.partitions[0]!.records.buffer, store);
+  assert.ok(second.partitions[0]!.records.equals(mid(4002)) && third.partitions[0]!.records.equals(mid(4003)));
+  // Frames past the pooled size are plain allocations; releasing them is harmless.
+  const big = await client.fetch(1, request(1234), signal);
+  client.release(big);
+  client.release(big);
+  assert.ok(big.partitions[0]!.records.equals(BIG));
 });

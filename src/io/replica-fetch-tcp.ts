@@ -24,7 +24,7 @@ import { componentLogger, silentLogger, type Logger } from '../common/logger.ts'
 import type { ReplicaFetchClient, ReplicaFetchRequest, ReplicaFetchResponse } from '../broker/types.ts';
 import { BrokerReplicationRpc, type WireReplicaFetchRequest, type WireReplicaFetchResponse } from '../proto/broker.ts';
 import { MESSAGE_BYTES_MAX } from '../proto/rpc.ts';
-import { ReadBufferPool } from '../log/read-buffers.ts';
+import { ReadBufferPool, readBuffers } from '../log/read-buffers.ts';
 import type { ReplicaFetchHandler } from '../server/types.ts';
 import { checkReplicaFetchRequest, fromWireResponse, toWireResponse } from './replica-fetch-transport.ts';
 
@@ -375,6 +375,11 @@ export class TcpReplicaFetchClient implements ReplicaFetchClient {
 
 // ─── server ───
 
+/** Gives back the read buffers under a sent response's records (log/read-buffers.ts). */
+function releaseRecords(resp: WireReplicaFetchResponse): void {
+  for (const p of resp.partitions) readBuffers.release(p.records);
+}
+
 export interface TcpReplicaFetchServerOptions {
   /** host:port; port 0 picks a free port. */
   listen: string;
@@ -401,9 +406,13 @@ export async function startTcpReplicaFetchServer(opts: TcpReplicaFetchServerOpti
     const reader = new FrameReader();
     let inFlight = 0;
     const answer = (id: number, resp: WireReplicaFetchResponse) => {
-      if (sock.destroyed) return;
+      if (sock.destroyed) return releaseRecords(resp);
+      const parts = responseFrame(id, resp);
       sock.cork();
-      for (const b of responseFrame(id, resp)) sock.write(b);
+      for (let i = 0; i < parts.length - 1; i++) sock.write(parts[i]!);
+      // Once the last part is with the kernel (or the write failed) the record bytes are
+      // done with: lent read buffers go back to the pool.
+      sock.write(parts[parts.length - 1]!, () => releaseRecords(resp));
       sock.uncork();
     };
     const handle = (body: Buffer) => {

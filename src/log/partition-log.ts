@@ -27,6 +27,7 @@ import { LeaderEpochCache } from './leader-epoch.ts';
 import { LogSegment, segmentFileName, type AppendedBatch, type SegmentOptions, type SyncObserver } from './segment.ts';
 import { cleanSegment, buildOffsetMap } from './cleaner.ts';
 import { TailCache } from './tail-cache.ts';
+import { readBuffers } from './read-buffers.ts';
 
 export interface LogOptions {
   config?: LogConfig;
@@ -109,6 +110,21 @@ const TAIL_CACHE_ENTRIES = 8;
 /** Tail cache entries older than this are dropped by expireTailCache(). */
 const TAIL_CACHE_MAX_AGE_MS = 1000;
 const EPOCH_FILE = 'leader-epoch-checkpoint';
+
+/**
+ * Several cached batches as one buffer, in a buffer lent by the read pool: joining them
+ * for every follower fetch was as much new external memory as the bytes produced (read
+ * by a profile of 1 KiB produce), and the reader gives it back once sent
+ * (log/read-buffers.ts).
+ */
+function joinIntoLent(parts: readonly Buffer[]): Buffer {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = readBuffers.acquire(n);
+  let pos = 0;
+  for (const p of parts) pos += p.copy(out, pos);
+  return out.subarray(0, n);
+}
 
 export class PartitionLog {
   private segments: LogSegment[] = [];
@@ -622,7 +638,7 @@ export class PartitionLog {
     const upper = Math.min(opts.upperBoundOffset ?? logEnd, logEnd);
     const cached = this.tail.read(fromOffset, maxBytes, upper, opts.minOneBatch ?? true);
     if (cached !== undefined) {
-      const records = cached.length === 1 ? cached[0]! : cached.length === 0 ? Buffer.alloc(0) : Buffer.concat(cached);
+      const records = cached.length === 1 ? cached[0]! : cached.length === 0 ? Buffer.alloc(0) : joinIntoLent(cached);
       return { records, logStartOffset: this._logStartOffset, logEndOffset: this.logEndOffset };
     }
     const segments = this.segments.slice();

@@ -7,6 +7,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { ERRORS, isRaftkaError } from '../../src/common/errors.ts';
 import type { ReplicaFetchRequest, ReplicaFetchResponse } from '../../src/broker/types.ts';
 import { startTcpReplicaFetchServer, TcpReplicaFetchClient } from '../../src/io/replica-fetch-tcp.ts';
+import { readBuffers } from '../../src/log/read-buffers.ts';
 import { defer, waitFor } from '../support/tmp.ts';
 
 const TOPIC_ID = 'AAAAAAAAAAAAAAAAAAAAAA';
@@ -14,6 +15,13 @@ const BIG = Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 3
 
 /** 300 KiB of records that differ with the offset (4000..4099). */
 const mid = (off: number) => BIG.subarray(off - 4000, off - 4000 + 300 * 1024);
+
+/** `bytes` in a buffer lent by the read pool, as a log read answers them. */
+function lentCopy(bytes: Buffer): Buffer {
+  const b = readBuffers.acquire(bytes.length);
+  bytes.copy(b);
+  return b.subarray(0, bytes.length);
+}
 
 function request(fetchOffset: number, maxWaitMs = 0, partitions = 1): ReplicaFetchRequest {
   return {
@@ -53,7 +61,7 @@ async function leader(t: Parameters<typeof defer>[0]) {
             logStartOffset: 0,
             logEndOffset: off,
             divergingEpoch: off === 7 ? { epoch: 3, endOffset: 5 } : undefined,
-            records: off === 1234 ? BIG : off >= 4000 && off < 4100 ? mid(off) : Buffer.from(`p${p.partition}@${off}`),
+            records: off === 1234 ? BIG : off >= 4000 && off < 4100 ? mid(off) : off === 5000 ? lentCopy(mid(4050)) : Buffer.from(`p${p.partition}@${off}`),
           })),
         };
       },
@@ -159,4 +167,17 @@ test('a response the fetcher released lends its frame buffer to a later one; an 
   client.release(big);
   client.release(big);
   assert.ok(big.partitions[0]!.records.equals(BIG));
+});
+
+test('the leader gives lent read buffers back once a response is written', async (t) => {
+  const { server } = await leader(t);
+  const client = new TcpReplicaFetchClient({ addresses: new Map([[1, `127.0.0.1:${server.port}`]]) });
+  defer(t, () => client.close());
+  const signal = new AbortController().signal;
+  // Drain the idle list so a buffer coming back is visible.
+  const held = Array.from({ length: readBuffers.idleCount }, () => readBuffers.acquire(100 * 1024));
+  const r = await client.fetch(1, request(5000, 0, 2), signal);
+  assert.ok(r.partitions.every((p) => p.records.equals(mid(4050))), 'the records arrive whole');
+  await waitFor("both partitions' buffers back in the pool", () => readBuffers.idleCount === 2, 5000);
+  for (const b of held) readBuffers.release(b);
 });

@@ -52,3 +52,16 @@ test('segment reads into lent buffers: given back and reused, every read still r
   assert.equal(seen.size, 1, 'each read reused the buffer the one before gave back');
   assert.ok(readBuffers.idleCount >= Math.min(before + 1, 8));
 });
+
+test('a read joining several recently appended batches answers them in one lent buffer', async (t) => {
+  const log = await PartitionLog.open(tempDir(t), { config: logConfig({ 'segment.bytes': 8 * 1024 * 1024, 'flush.before.ack': false }) });
+  defer(t, () => log.close());
+  const batches = [0, 1, 2].map((b) => buildBatch(Array.from({ length: 30 }, (_, i) => ({ value: `${b}-${i}-`.padEnd(1000, 'z') }))));
+  for (const b of batches) await log.appendAsLeader(b, 0);
+  const { records } = await log.read(0, 1 << 20);
+  const got = [...iterateBatches(records)].flatMap(({ bytes }) => decodeRecords(bytes)).map((r) => r.value!.toString());
+  assert.deepEqual(got, [0, 1, 2].flatMap((b) => Array.from({ length: 30 }, (_, i) => `${b}-${i}-`.padEnd(1000, 'z'))));
+  const idle = readBuffers.idleCount;
+  readBuffers.release(records);
+  assert.equal(readBuffers.idleCount, Math.min(idle + 1, 8), 'the joined batches sat in a lent buffer');
+});

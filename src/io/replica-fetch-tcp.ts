@@ -314,8 +314,8 @@ class Connection {
  * growth starts major GCs.
  */
 const FRAME_BUFFER_BYTES = 2 * 1024 * 1024;
-/** Idle frame buffers kept: a follower has one fetch in flight per leader. */
-const FRAME_BUFFERS_KEPT = 4;
+/** Idle frame buffers kept: a follower has one fetch in flight per leader (two in a three-node cluster). */
+const FRAME_BUFFERS_KEPT = 2;
 
 export class TcpReplicaFetchClient implements ReplicaFetchClient {
   private readonly frames = new ReadBufferPool(FRAME_BUFFER_BYTES, FRAME_BUFFERS_KEPT);

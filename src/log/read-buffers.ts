@@ -15,8 +15,8 @@
 
 /** Reads up to a default max.partition.fetch.bytes, plus the index step a read starts before its offset. */
 export const READ_BUFFER_BYTES = 1024 * 1024 + 64 * 1024;
-/** Idle buffers kept (each READ_BUFFER_BYTES): enough for the fetches one broker serves at once. */
-export const READ_BUFFERS_KEPT = 8;
+/** Idle buffers kept (each READ_BUFFER_BYTES): they count in a broker's resident memory for good. */
+export const READ_BUFFERS_KEPT = 4;
 /** Below this a read takes an ordinary allocation (Node's pool serves small ones cheaply). */
 const POOLED_MIN_BYTES = 64 * 1024;
 

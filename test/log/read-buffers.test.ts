@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PartitionLog } from '../../src/log/partition-log.ts';
 import { logConfig } from '../../src/log/config.ts';
 import { buildBatch, decodeRecords, iterateBatches } from '../../src/log/batch.ts';
-import { ReadBufferPool, readBuffers } from '../../src/log/read-buffers.ts';
+import { READ_BUFFERS_KEPT, ReadBufferPool, readBuffers } from '../../src/log/read-buffers.ts';
 import { defer, tempDir } from '../support/tmp.ts';
 
 test('the pool lends whole buffers for large reads only, takes back only its own, once, and keeps a bounded number', () => {
@@ -50,7 +50,7 @@ test('segment reads into lent buffers: given back and reused, every read still r
     readBuffers.release(records);
   }
   assert.equal(seen.size, 1, 'each read reused the buffer the one before gave back');
-  assert.ok(readBuffers.idleCount >= Math.min(before + 1, 8));
+  assert.ok(readBuffers.idleCount >= Math.min(before + 1, READ_BUFFERS_KEPT));
 });
 
 test('a read joining several recently appended batches answers them in one lent buffer', async (t) => {
@@ -63,5 +63,5 @@ test('a read joining several recently appended batches answers them in one lent 
   assert.deepEqual(got, [0, 1, 2].flatMap((b) => Array.from({ length: 30 }, (_, i) => `${b}-${i}-`.padEnd(1000, 'z'))));
   const idle = readBuffers.idleCount;
   readBuffers.release(records);
-  assert.equal(readBuffers.idleCount, Math.min(idle + 1, 8), 'the joined batches sat in a lent buffer');
+  assert.equal(readBuffers.idleCount, Math.min(idle + 1, READ_BUFFERS_KEPT), 'the joined batches sat in a lent buffer');
 });

@@ -1,17 +1,19 @@
-// Buffers for segment reads, lent and given back. A consumer fetch reads up to a
+// Large buffers for log reads, lent and given back. A consumer fetch reads up to a
 // megabyte per partition from a segment file into a buffer whose bytes live only until
 // the Fetch response is encoded (the encoder copies them). Allocating a new one per read
 // made V8 count a megabyte of external memory per fetch, and external memory growth is
 // what starts a major GC: under consume load a broker ran one every ~150 ms and spent
 // half its CPU marking (perf record; 107 Mark-Compacts in ~25 s, --trace-gc). With the
-// read buffer lent from here and given back once the response is encoded, the same run
-// read 148-174 MB/s instead of 110-123 on 35% less broker CPU.
+// read buffer lent from here and given back once the response is encoded, interleaved
+// runs read 144-181 MB/s instead of 117-130 on about a third less broker CPU. Batches
+// the tail cache joins for one read are put in a lent buffer too (log/partition-log.ts).
 //
 // Giving a buffer back is only for a holder that knows no one else uses its bytes any
-// more (see the Fetch response encoder in server/client-api.ts). A buffer never given
-// back (a replica fetch, a cancelled call) is simply garbage, as before. The follower's
-// replica fetch client assembles response frames in a pool of its own the same way
-// (io/replica-fetch-tcp.ts), given back once the fetcher has appended the records.
+// more: the Fetch response encoder (server/client-api.ts) and the replica fetch server
+// once a response is written (io/replica-fetch-tcp.ts). A buffer never given back (the
+// gRPC replica transport of the tests, a cancelled call) is simply garbage, as before.
+// The follower's replica fetch client assembles response frames in a pool of its own the
+// same way, given back once the fetcher has appended the records.
 
 /** Reads up to a default max.partition.fetch.bytes, plus the index step a read starts before its offset. */
 export const READ_BUFFER_BYTES = 1024 * 1024 + 64 * 1024;
@@ -56,5 +58,5 @@ export class ReadBufferPool {
   }
 }
 
-/** The process's pool: segment reads take from it, the Fetch response encoder gives back. */
+/** The process's pool: log reads take from it; the Fetch encoder and the replica fetch server give back. */
 export const readBuffers = new ReadBufferPool();

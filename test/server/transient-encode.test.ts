@@ -1,9 +1,9 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { RaftkaRpc, type FetchResponse } from '../../src/proto/raftka.ts';
-import { bindServer, serviceDefinition, shutdownServer, SERVER_OPTIONS, MESSAGE_BYTES_MAX } from '../../src/proto/rpc.ts';
+import { RaftkaRpc, type FetchResponse, type RaftkaService } from '../../src/proto/raftka.ts';
+import { bindServer, serviceDefinition, shutdownServer, SERVER_OPTIONS, MESSAGE_BYTES_MAX, type ResponseEncodedHooks } from '../../src/proto/rpc.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 import { ReadBufferPool } from '../../src/log/read-buffers.ts';
 import { assertProperty } from '../support/property.ts';
@@ -51,13 +51,17 @@ test('encodeTransient reuses its buffer: the next call overwrites the view it re
   assert.notDeepEqual(first, copy, 'the contract: a transient encoding is valid until the next one');
 });
 
-test('concurrent large gRPC responses, each encoded transiently, all arrive intact (grpc-js copies them at once)', async (t) => {
+/**
+ * A server whose Fetch answers `respond(tag)` for a request with maxBytes = tag, out of
+ * order (so encodings of different responses interleave), and a client of it.
+ */
+async function fetchServer(t: TestContext, respond: (tag: number) => FetchResponse, hooks: ResponseEncodedHooks<RaftkaService> = {}): Promise<RawClient> {
   const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
-  server.addService(serviceDefinition(RaftkaRpc), {
+  server.addService(serviceDefinition(RaftkaRpc, hooks), {
     Fetch: (call: grpc.ServerUnaryCall<{ maxBytes: number }, FetchResponse>, callback: grpc.sendUnaryData<FetchResponse>) => {
       const tag = call.request.maxBytes;
-      // Answer out of order, so encodings of different responses interleave.
-      setTimeout(() => callback(null, fetchResponse(tag, [300_000 + tag, 1_000 + tag])), tag % 7);
+      const res = respond(tag);
+      setTimeout(() => callback(null, res), tag % 7);
     },
   });
   const port = await bindServer(server, '127.0.0.1:0');
@@ -66,6 +70,11 @@ test('concurrent large gRPC responses, each encoded transiently, all arrive inta
     client.close();
     await shutdownServer(server);
   });
+  return client;
+}
+
+test('concurrent large gRPC responses, each encoded transiently, all arrive intact (grpc-js copies them at once)', async (t) => {
+  const client = await fetchServer(t, (tag) => fetchResponse(tag, [300_000 + tag, 1_000 + tag]));
   const tags = Array.from({ length: 40 }, (_, i) => i + 1);
   const answers = await Promise.all(tags.map((tag) => client.fetch({ maxWaitMs: 0, minBytes: 0, maxBytes: tag, topics: [] })));
   answers.forEach((r, i) => {
@@ -81,29 +90,19 @@ test('concurrent large gRPC responses, each encoded transiently, all arrive inta
 test('read buffers given back once a Fetch response is encoded are lent again, and no response in flight is corrupted', async (t) => {
   const pool = new ReadBufferPool(400_000, 4);
   const stores = new Set<ArrayBufferLike>();
-  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
-  server.addService(
-    serviceDefinition(RaftkaRpc, { Fetch: (res) => res.responses.forEach((r) => r.partitions.forEach((p) => pool.release(p.records))) }),
-    {
-      Fetch: (call: grpc.ServerUnaryCall<{ maxBytes: number }, FetchResponse>, callback: grpc.sendUnaryData<FetchResponse>) => {
-        const tag = call.request.maxBytes;
-        const res = fetchResponse(tag, []);
-        const size = 300_000 + tag;
-        const lent = pool.acquire(size);
-        stores.add(lent.buffer);
-        lent.fill((tag * 31) % 251, 0, size);
-        res.responses[0]!.partitions.push({ ...fetchResponse(tag, [0]).responses[0]!.partitions[0]!, records: lent.subarray(0, size) });
-        // Answer out of order, so lending, encoding and giving back interleave.
-        setTimeout(() => callback(null, res), tag % 7);
-      },
+  const client = await fetchServer(
+    t,
+    (tag) => {
+      const res = fetchResponse(tag, [0]);
+      const size = 300_000 + tag;
+      const lent = pool.acquire(size);
+      stores.add(lent.buffer);
+      lent.fill((tag * 31) % 251, 0, size);
+      res.responses[0]!.partitions[0]!.records = lent.subarray(0, size);
+      return res;
     },
+    { Fetch: (res) => res.responses.forEach((r) => r.partitions.forEach((p) => pool.release(p.records))) },
   );
-  const port = await bindServer(server, '127.0.0.1:0');
-  const client = new RawClient(`127.0.0.1:${port}`);
-  t.after(async () => {
-    client.close();
-    await shutdownServer(server);
-  });
   const tags = Array.from({ length: 60 }, (_, i) => i + 1);
   // Three waves: buffers given back by one wave's encodings are lent to the next.
   for (let wave = 0; wave < 3; wave++) {

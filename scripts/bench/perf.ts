@@ -223,6 +223,26 @@ function cpuSeconds(pid: number | undefined): number {
 /** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)). */
 const CLOCK_TICKS_PER_SEC = 100;
 
+/**
+ * Cumulative CPU time of the whole machine from /proc/stat (ticks): all states, and
+ * "steal" (time the hypervisor gave our vCPUs to someone else). Linux only.
+ */
+function machineTicks(): { total: number; steal: number } {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice: guests are in user already.
+    return { total: cpu.slice(0, 8).reduce((a, b) => a + b, 0), steal: cpu[7] ?? 0 };
+  } catch {
+    return { total: NaN, steal: NaN };
+  }
+}
+
+/** Share of the machine's CPU time since `from` that was stolen, percent. */
+function stealPercentSince(from: { total: number; steal: number }): number {
+  const now = machineTicks();
+  return (100 * (now.steal - from.steal)) / (now.total - from.total);
+}
+
 // ─── the matrix ───
 
 interface Runs {
@@ -241,7 +261,7 @@ type Fields = Record<string, number>;
 interface ReportedRecord {
   startedAt: string;
   seconds: number;
-  machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[] };
+  machine: { cpus: number; cpuModel: string; loadAvgAtEnd: number[]; stealPercent: number };
   settings: { producers: number; latencyWarmupRecords?: number };
   brokerPeakRssByRunMB: Record<string, Record<string, number>>;
 }
@@ -334,6 +354,8 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
   const started = new Date();
   const rss: Record<string, number> = {};
   const t0 = performance.now();
+  // Steal over the matrix: on a shared host it says how much of the run's CPU it never had.
+  const ticksAtStart = machineTicks();
   const step = (msg: string) => ctx.progress(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${msg}`);
   const onProgress = (verb: string) => (p: Parameters<typeof progressLine>[0]) => ctx.progress(`    ${progressLine(p, verb)}`);
   // Dirty pages from the run before are written back first (sync), so each run starts
@@ -443,7 +465,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     const record = {
       startedAt: started.toISOString(),
       seconds: (performance.now() - t0) / 1000,
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGB: totalmem() / 1e9, node: process.version, loadAvgAtEnd: (await import('node:os')).loadavg() },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGB: totalmem() / 1e9, node: process.version, loadAvgAtEnd: (await import('node:os')).loadavg(), stealPercent: stealPercentSince(ticksAtStart) },
       settings: { scale, producers, partitions: PARTITIONS, replicationFactor: 3, acks: 'all', batchSize: BATCH_BYTES, lingerMs: { throughput: 5, latency: LATENCY_LINGER_MS }, latencyWarmupRecords: n(LATENCY_WARMUP_RECORDS), throughputWarmupShare: THROUGHPUT_WARMUP_SHARE, durable: 'flush.before.ack=true (default)', overrides: DEV_OVERRIDES, cpuProfiles: profDir ?? null },
       fields,
       rawFdatasync: sync,
@@ -507,7 +529,7 @@ function writeReport(
   const lines = [
     '# Raftka benchmark report',
     '',
-    `Run ${record.startedAt} (${record.seconds.toFixed(0)} s) on ${record.machine.cpus} × ${record.machine.cpuModel}, ${process.version}; load average at the end ${record.machine.loadAvgAtEnd.map((x) => x.toFixed(1)).join(' ')}.`,
+    `Run ${record.startedAt} (${record.seconds.toFixed(0)} s) on ${record.machine.cpus} × ${record.machine.cpuModel}, ${process.version}; load average at the end ${record.machine.loadAvgAtEnd.map((x) => x.toFixed(1)).join(' ')}; CPU time stolen by the hypervisor during the run ${record.machine.stealPercent.toFixed(1)}%.`,
     'Three Raftka nodes as separate processes, topics of 6 partitions, replication factor 3, acks=all, durable default (`flush.before.ack=true`: an acknowledged batch is fdatasync-ed on every in-sync replica), and the load generator, all on the same machine.',
     'Reproduce with `npm run bench -- perf` (add `--json` for one JSON line). MB = 10^6 bytes.',
     '',

@@ -69,29 +69,32 @@ async function summary(json: boolean | undefined, human: string, obj: object): P
   if (json) await writeOut(JSON.stringify(obj) + '\n');
 }
 
-function codecOption(): Option {
-  return new Option('-z, --compression <codec>', 'batch compression').choices(['none', 'gzip', 'snappy', 'lz4', 'zstd']).default('none');
+/** The producer settings `perf produce` and `perf e2e` share. */
+function producerOptions(cmd: Command): Command {
+  return cmd
+    .option('-a, --acks <acks>', 'all (-1), 1 or 0', 'all')
+    .addOption(new Option('-z, --compression <codec>', 'batch compression').choices(['none', 'gzip', 'snappy', 'lz4', 'zstd']).default('none'))
+    .option('--batch-size <bytes>', 'bytes of records per partition batch', intArg(1, 64 << 20), 64 * 1024)
+    .option('--linger-ms <ms>', 'how long a partial batch waits for more records', intArg(0, 60_000), 5)
+    .option('--warmup-records <n>', 'records sent at the same rate first and not measured (JIT and GC warm-up)', intArg(0), 0);
 }
 
 export function registerPerfCommands(program: Command): void {
   const perf = program.command('perf').description('load generators: produce, consume and end-to-end latency tests');
 
-  const produce = perf
-    .command('produce')
-    .description('send records as fast as possible or at a set rate and report throughput and send-to-ack latency (like kafka-producer-perf-test)')
-    .requiredOption('-t, --topic <name>', 'topic to write (must exist)')
-    .requiredOption('-n, --num-records <n>', 'records to send in all', intArg(1))
-    .requiredOption('-s, --record-size <bytes>', 'bytes per record value', intArg(0, 64 << 20))
-    .option('--throughput <records/s>', 'target rate over all producers; -1: as fast as possible', intArg(-1), -1)
-    .option('-a, --acks <acks>', 'all (-1), 1 or 0', 'all')
-    .addOption(codecOption())
-    .option('--batch-size <bytes>', 'bytes of records per partition batch', intArg(1, 64 << 20), 64 * 1024)
-    .option('--linger-ms <ms>', 'how long a partial batch waits for more records', intArg(0, 60_000), 5)
+  const produce = producerOptions(
+    perf
+      .command('produce')
+      .description('send records as fast as possible or at a set rate and report throughput and send-to-ack latency (like kafka-producer-perf-test)')
+      .requiredOption('-t, --topic <name>', 'topic to write (must exist)')
+      .requiredOption('-n, --num-records <n>', 'records to send in all', intArg(1))
+      .requiredOption('-s, --record-size <bytes>', 'bytes per record value', intArg(0, 64 << 20))
+      .option('--throughput <records/s>', 'target rate over all producers; -1: as fast as possible', intArg(-1), -1),
+  )
     .option('--producers <n>', 'producer instances, each with its own connections', intArg(1, 64), 1)
     .option('--no-worker-threads', 'run every producer on the main thread (default: one worker thread each when --producers > 1)')
     .option('--payload-json', 'compressible JSON values instead of random letters')
     .addOption(new Option('--transport <t>', 'SDK produce transport').choices(['stream', 'unary']))
-    .option('--warmup-records <n>', 'records sent at the same rate first and not measured (JIT and GC warm-up)', intArg(0), 0)
     .option('--json', 'print the summary as one JSON object on the last stdout line');
   bootstrapOption(produce);
   oneLineErrors(produce, 'perf produce');
@@ -166,19 +169,16 @@ export function registerPerfCommands(program: Command): void {
     }),
   );
 
-  const e2e = perf
-    .command('e2e')
-    .description('end-to-end latency: a producer at a fixed rate stamps each record with its send time, a consumer reads them')
-    .requiredOption('-t, --topic <name>', 'topic to use (must exist)')
-    .option('-n, --num-records <n>', 'records to send', intArg(1), 25_000)
-    .option('--throughput <records/s>', 'producer rate', intArg(1), 5_000)
-    .option('-s, --record-size <bytes>', 'bytes per record value (at least 8: the stamp)', intArg(8, 64 << 20), 1024)
-    .option('-a, --acks <acks>', 'all (-1), 1 or 0', 'all')
-    .addOption(codecOption())
-    .option('--batch-size <bytes>', 'bytes of records per partition batch', intArg(1, 64 << 20), 64 * 1024)
-    .option('--linger-ms <ms>', 'how long a partial batch waits for more records', intArg(0, 60_000), 5)
+  const e2e = producerOptions(
+    perf
+      .command('e2e')
+      .description('end-to-end latency: a producer at a fixed rate stamps each record with its send time, a consumer reads them')
+      .requiredOption('-t, --topic <name>', 'topic to use (must exist)')
+      .option('-n, --num-records <n>', 'records to send', intArg(1), 25_000)
+      .option('--throughput <records/s>', 'producer rate', intArg(1), 5_000)
+      .option('-s, --record-size <bytes>', 'bytes per record value (at least 8: the stamp)', intArg(8, 64 << 20), 1024),
+  )
     .option('--timeout-ms <ms>', 'wait this long after the last send for records still on their way', intArg(1), 10_000)
-    .option('--warmup-records <n>', 'records sent at the same rate first and not measured (JIT and GC warm-up)', intArg(0), 0)
     .option('--json', 'print the summary as one JSON object on the last stdout line');
   bootstrapOption(e2e);
   oneLineErrors(e2e, 'perf e2e');

@@ -339,6 +339,8 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
   const only = arg(ctx.args, '--only')?.split(',');
   const want = (name: string) => only === undefined || only.includes(name);
   const n = (x: number) => Math.max(1000, Math.round(x * scale));
+  /** Unmeasured records before a full-speed run of `count`. */
+  const warmup = (count: number) => n(count * THROUGHPUT_WARMUP_SHARE);
   const root = mkdtempSync(join(tmpdir(), 'raftka-bench-perf-'));
   const ports = await freePorts(6);
   const cluster = ProcessCluster.prepare({
@@ -425,13 +427,13 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     }
     await settle('e2e');
     if (want('produce100')) {
-      step(`produce 100 B records, as fast as they go (${n(2_000_000)} records after ${n(2_000_000 * THROUGHPUT_WARMUP_SHARE)} unmeasured)`);
-      runs.produce100 = await producePerf({ ...common, topic: 'p100', numRecords: n(2_000_000), warmupRecords: n(2_000_000 * THROUGHPUT_WARMUP_SHARE), recordSize: 100, throughput: -1, onProgress: onProgress('sent') });
+      step(`produce 100 B records, as fast as they go (${n(2_000_000)} records after ${warmup(2_000_000)} unmeasured)`);
+      runs.produce100 = await producePerf({ ...common, topic: 'p100', numRecords: n(2_000_000), warmupRecords: warmup(2_000_000), recordSize: 100, throughput: -1, onProgress: onProgress('sent') });
     }
     await settle('produce100');
     if (want('produce1k')) {
-      step(`produce 1 KiB records, as fast as they go (${n(400_000)} records after ${n(400_000 * THROUGHPUT_WARMUP_SHARE)} unmeasured)`);
-      runs.produce1k = await producePerf({ ...common, topic: 'p1k', numRecords: n(400_000), warmupRecords: n(400_000 * THROUGHPUT_WARMUP_SHARE), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
+      step(`produce 1 KiB records, as fast as they go (${n(400_000)} records after ${warmup(400_000)} unmeasured)`);
+      runs.produce1k = await producePerf({ ...common, topic: 'p1k', numRecords: n(400_000), warmupRecords: warmup(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
     }
     await settle('produce1k');
     if (want('consume') && runs.produce1k) {
@@ -442,8 +444,8 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     }
     await settle('consume');
     if (want('lz4')) {
-      step(`produce lz4 on compressible 1 KiB JSON values (${n(400_000)} records after ${n(400_000 * THROUGHPUT_WARMUP_SHARE)} unmeasured)`);
-      runs.lz4 = await producePerf({ ...common, compression: 'lz4', payloadJson: true, topic: 'lz4', numRecords: n(400_000), warmupRecords: n(400_000 * THROUGHPUT_WARMUP_SHARE), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
+      step(`produce lz4 on compressible 1 KiB JSON values (${n(400_000)} records after ${warmup(400_000)} unmeasured)`);
+      runs.lz4 = await producePerf({ ...common, compression: 'lz4', payloadJson: true, topic: 'lz4', numRecords: n(400_000), warmupRecords: warmup(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
     }
     closeRssWindow('lz4');
     step(`peak RSS of the brokers: ${Object.entries(rss).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(', ')}`);

@@ -295,46 +295,43 @@ export class LogSegment {
       for (;;) {
         if (want <= 0) return undefined;
         const buf = readBuffers.acquire(want);
-        let bytesRead: number;
+        // Given back unless it is answered: a failed read, a retry with more, nothing found.
+        let answer: Buffer | undefined;
         try {
-          ({ bytesRead } = await fh.read(buf, 0, want, indexPos));
-        } catch (e) {
-          readBuffers.release(buf);
-          throw e;
-        }
-        let p = 0;
-        let start = -1;
-        let end = -1;
-        let needMore = 0;
-        while (p + BATCH_OVERHEAD <= bytesRead) {
-          const h = readBatchHeader(buf, p);
-          if (h.baseOffset >= upperBoundOffset) break;
-          if (p + h.sizeInBytes > bytesRead) {
-            if (start < 0 || (end === start && minOneBatch)) needMore = p + h.sizeInBytes;
-            if (start < 0 && h.lastOffset < fromOffset) needMore = p + h.sizeInBytes + maxBytes;
-            break;
+          const { bytesRead } = await fh.read(buf, 0, want, indexPos);
+          let p = 0;
+          let start = -1;
+          let end = -1;
+          let needMore = 0;
+          while (p + BATCH_OVERHEAD <= bytesRead) {
+            const h = readBatchHeader(buf, p);
+            if (h.baseOffset >= upperBoundOffset) break;
+            if (p + h.sizeInBytes > bytesRead) {
+              if (start < 0 || (end === start && minOneBatch)) needMore = p + h.sizeInBytes;
+              if (start < 0 && h.lastOffset < fromOffset) needMore = p + h.sizeInBytes + maxBytes;
+              break;
+            }
+            if (start < 0 && h.lastOffset >= fromOffset) {
+              start = p;
+              end = p;
+            }
+            if (start >= 0) {
+              if (end + h.sizeInBytes - start > maxBytes && !(end === start && minOneBatch)) break;
+              end = p + h.sizeInBytes;
+            }
+            p += h.sizeInBytes;
           }
-          if (start < 0 && h.lastOffset >= fromOffset) {
-            start = p;
-            end = p;
+          if (needMore > 0 && indexPos + bytesRead < limit && needMore > want) {
+            want = Math.min(limit - indexPos, needMore);
+            continue;
           }
-          if (start >= 0) {
-            if (end + h.sizeInBytes - start > maxBytes && !(end === start && minOneBatch)) break;
-            end = p + h.sizeInBytes;
-          }
-          p += h.sizeInBytes;
+          if (start < 0 || end <= start) return undefined;
+          // A view of a lent buffer: whoever consumes it last may give it back (read-buffers.ts).
+          answer = buf.subarray(start, end);
+          return answer;
+        } finally {
+          if (answer === undefined) readBuffers.release(buf);
         }
-        if (needMore > 0 && indexPos + bytesRead < limit && needMore > want) {
-          readBuffers.release(buf);
-          want = Math.min(limit - indexPos, needMore);
-          continue;
-        }
-        if (start < 0 || end <= start) {
-          readBuffers.release(buf);
-          return undefined;
-        }
-        // A view of a lent buffer: whoever consumes it last may give it back (read-buffers.ts).
-        return buf.subarray(start, end);
       }
     } finally {
       this.inflightReads--;

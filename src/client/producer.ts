@@ -33,7 +33,7 @@ import type { Cluster } from './cluster.ts';
 import { compressBatch, compressionId, type CompressionOption } from './codecs.ts';
 import { RaftkaClientError, RaftkaProtocolError } from './errors.ts';
 import { DefaultPartitioner, type Partitioner } from './partitioner.ts';
-import type { ProduceStream } from './raw-client.ts';
+import { StreamPerBroker } from './raw-client.ts';
 
 // ─── public shapes ───
 
@@ -266,7 +266,7 @@ export class Producer {
   private readonly openBatches = new Set<Batch>();
   private readonly incomplete = new Set<Batch>();
   private readonly brokerInFlight = new Map<number, number>();
-  private readonly streams = new Map<string, ProduceStream>();
+  private readonly streams = new StreamPerBroker<ProduceRequest, ProduceResponse>('produce', (address) => this.ctx.cluster.connection(address).produceStream());
   private bufferedBytes = 0;
   private readonly memoryWaiters: Array<() => void> = [];
   private activeSends = 0;
@@ -779,29 +779,7 @@ export class Producer {
   private produce(address: string, req: ProduceRequest): Promise<ProduceResponse> {
     const deadlineMs = (req.timeoutMs ?? 0) + this.ctx.requestTimeoutMs;
     if (this.transport === 'unary') return this.ctx.cluster.connection(address).produce(req, { timeoutMs: deadlineMs });
-    let stream = this.streams.get(address);
-    if (!stream) this.streams.set(address, (stream = this.ctx.cluster.connection(address).produceStream()));
-    const s = stream;
-    // A stream has no per-message deadline: a request that waits too long breaks the
-    // stream (its other requests fail and are retried on a new one).
-    return new Promise<ProduceResponse>((resolve, reject) => {
-      const t = setTimeout(() => {
-        if (this.streams.get(address) === s) this.streams.delete(address);
-        void s.close().catch(() => undefined);
-        reject(new Error(`no produce answer within ${deadlineMs} ms`));
-      }, deadlineMs);
-      s.send(req).then(
-        (r) => {
-          clearTimeout(t);
-          resolve(r);
-        },
-        (e: unknown) => {
-          clearTimeout(t);
-          if (this.streams.get(address) === s) this.streams.delete(address);
-          reject(e as Error);
-        },
-      );
-    });
+    return this.streams.send(address, req, deadlineMs);
   }
 
   private onResponse(leader: number, batches: Batch[], res: ProduceResponse): void {
@@ -1049,9 +1027,7 @@ export class Producer {
       else clearTimeout(this.lingerTimer as NodeJS.Timeout);
     }
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    const streams = [...this.streams.values()];
-    this.streams.clear();
-    await Promise.all(streams.map((s) => s.close().catch(() => undefined)));
+    await this.streams.close(true);
     this.state = 'disconnected';
     this.ctx.onDisconnect?.();
     this.notifyIdle();

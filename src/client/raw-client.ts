@@ -39,13 +39,25 @@ export interface RawClientOptions {
 }
 
 /** Slack on top of a request's own wait (fetch max wait, produce or admin timeout). */
-const DEADLINE_SLACK_MS = 5_000;
+export const DEADLINE_SLACK_MS = 5_000;
 
-/** A stream of produce requests to one broker; responses are matched by correlation id. */
-export interface ProduceStream {
-  send(req: ProduceRequest): Promise<ProduceResponse>;
-  /** Ends the stream once every sent request is answered (or rejects them after `timeoutMs`). */
+/**
+ * A stream of requests to one broker (ProduceStream, FetchStream); answers are matched by
+ * correlation id, which `send` assigns (any id the request carries is replaced).
+ */
+export interface CorrelatedStream<Req, Res> {
+  /** Rejects when the stream breaks, or with CANCELLED when `signal` aborts (the answer is then ignored). */
+  send(req: Req, signal?: AbortSignal): Promise<Res>;
+  /** Ends the stream once every sent request is answered (or cancels it after the client's timeout). */
   close(): Promise<void>;
+  /** Cuts the stream now: requests still waiting reject. */
+  cancel(): void;
+}
+export type ProduceStream = CorrelatedStream<ProduceRequest, ProduceResponse>;
+export type FetchStream = CorrelatedStream<FetchRequest, FetchResponse>;
+
+function cancelledError(what: string): Error {
+  return Object.assign(new Error(`${what} cancelled`), { code: grpc.status.CANCELLED, details: 'cancelled by the caller' });
 }
 
 export class RawClient {
@@ -114,19 +126,25 @@ export class RawClient {
     return this.call(RaftkaRpc.InitProducerId, req, opts);
   }
 
-  /**
-   * Opens a ProduceStream. Each `send` gets a fresh correlation id (any id the request
-   * carries is replaced). A broken stream rejects every request still waiting on it.
-   */
+  /** Opens a ProduceStream (see CorrelatedStream). */
   produceStream(): ProduceStream {
-    const m = RaftkaRpc.ProduceStream;
-    const call = this.client.makeBidiStreamRequest<ProduceRequest, ProduceResponse>(
+    return this.openStream(RaftkaRpc.ProduceStream);
+  }
+
+  /** Opens a FetchStream (see CorrelatedStream): long-poll fetches without a unary call each. */
+  fetchStream(): FetchStream {
+    return this.openStream(RaftkaRpc.FetchStream);
+  }
+
+  /** A broken stream rejects every request still waiting on it. */
+  private openStream<Req extends { correlationId?: number }, Res extends { correlationId: number }>(m: RpcMethod<Req, Res>): CorrelatedStream<Req, Res> {
+    const call = this.client.makeBidiStreamRequest<Req, Res>(
       m.path,
       (v) => m.request.encode(v),
       (b) => m.response.decode(b),
       new grpc.Metadata(),
     );
-    const waiting = new Map<number, { resolve(r: ProduceResponse): void; reject(e: unknown): void }>();
+    const waiting = new Map<number, { resolve(r: Res): void; reject(e: unknown): void }>();
     let nextId = 1;
     let failure: unknown;
     const failAll = (e: unknown) => {
@@ -136,7 +154,7 @@ export class RawClient {
     };
     let ended: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (ended = resolve));
-    call.on('data', (res: ProduceResponse) => {
+    call.on('data', (res: Res) => {
       const w = waiting.get(res.correlationId);
       waiting.delete(res.correlationId);
       w?.resolve(res);
@@ -146,18 +164,36 @@ export class RawClient {
       ended();
     });
     call.on('end', () => {
-      failAll(new Error('produce stream ended by the server'));
+      failAll(new Error(`${m.name} ended by the server`));
       ended();
     });
     return {
-      send: (req) =>
-        new Promise<ProduceResponse>((resolve, reject) => {
+      send: (req, signal) =>
+        new Promise<Res>((resolve, reject) => {
           if (failure !== undefined) {
             reject(failure);
             return;
           }
+          if (signal?.aborted) {
+            reject(cancelledError(m.name));
+            return;
+          }
           const correlationId = nextId++;
-          waiting.set(correlationId, { resolve, reject });
+          const onAbort = () => {
+            waiting.delete(correlationId);
+            reject(cancelledError(m.name));
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          waiting.set(correlationId, {
+            resolve: (r) => {
+              signal?.removeEventListener('abort', onAbort);
+              resolve(r);
+            },
+            reject: (e) => {
+              signal?.removeEventListener('abort', onAbort);
+              reject(e);
+            },
+          });
           call.write({ ...req, correlationId });
         }),
       close: async () => {
@@ -166,6 +202,7 @@ export class RawClient {
         await done;
         clearTimeout(t);
       },
+      cancel: () => call.cancel(),
     };
   }
 
@@ -192,5 +229,55 @@ export class RawClientPool {
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+  }
+}
+
+/**
+ * One lazily opened stream per broker address (a producer's ProduceStreams, a consumer's
+ * FetchStreams). A stream has no per-message deadline, so each request gets one here: a
+ * request unanswered by then retires its stream (ended: requests already on it may still
+ * be answered); a stream that failed is dropped too, and the next request opens a new one.
+ */
+export class StreamPerBroker<Req, Res> {
+  private readonly streams = new Map<string, CorrelatedStream<Req, Res>>();
+
+  constructor(
+    private readonly what: string,
+    private readonly open: (address: string) => CorrelatedStream<Req, Res>,
+  ) {}
+
+  send(address: string, req: Req, deadlineMs: number, signal?: AbortSignal): Promise<Res> {
+    let stream = this.streams.get(address);
+    if (!stream) this.streams.set(address, (stream = this.open(address)));
+    const s = stream;
+    const forget = () => {
+      if (this.streams.get(address) === s) this.streams.delete(address);
+    };
+    return new Promise<Res>((resolve, reject) => {
+      const t = setTimeout(() => {
+        forget();
+        void s.close().catch(() => undefined);
+        reject(Object.assign(new Error(`no ${this.what} answer within ${deadlineMs} ms`), { code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded' }));
+      }, deadlineMs);
+      s.send(req, signal).then(
+        (r) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+        (e: unknown) => {
+          clearTimeout(t);
+          if (!signal?.aborted) forget();
+          reject(e as Error);
+        },
+      );
+    });
+  }
+
+  /** Ends every stream: `drain` waits for their answers (produce), otherwise they are cut (fetch). */
+  async close(drain: boolean): Promise<void> {
+    const all = [...this.streams.values()];
+    this.streams.clear();
+    if (drain) await Promise.all(all.map((s) => s.close().catch(() => undefined)));
+    else for (const s of all) s.cancel();
   }
 }

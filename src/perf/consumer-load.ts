@@ -5,12 +5,12 @@
 // decodes, to read each value's send stamp. A partition whose leader moved refreshes
 // metadata and carries on at the same offset.
 import { decodeBatch, registerCodecs } from '../client/codecs.ts';
-import { RawClientPool } from '../client/raw-client.ts';
+import { DEADLINE_SLACK_MS, RawClientPool, StreamPerBroker } from '../client/raw-client.ts';
 import { errorByCode } from '../common/errors.ts';
 import { Attr, BATCH_OVERHEAD, LOG_OVERHEAD, Off } from '../log/batch.ts';
 import { CompressionType } from '../log/compression.ts';
 import { Reader } from '../log/varint.ts';
-import type { MetadataResponse } from '../proto/raftka.ts';
+import type { FetchRequest, FetchResponse, MetadataResponse } from '../proto/raftka.ts';
 import { LatencyRecorder } from './latency.ts';
 import { REPORT_MS, sleep, until, type Load, type LoadFinal, type LoadReport } from './load.ts';
 import { nowEpochMs, readStamp, STAMP_BYTES } from './payload.ts';
@@ -70,6 +70,8 @@ export function countBatches(buf: Buffer): { records: number; bytes: number; nex
 export async function prepareConsumerLoad(o: ConsumerLoadOptions): Promise<Load> {
   registerCodecs();
   const pool = new RawClientPool({ timeoutMs: 30_000 });
+  // As the SDK consumer: fetches ride one FetchStream per broker.
+  const fetches = new StreamPerBroker<FetchRequest, FetchResponse>('fetch', (address) => pool.get(address).fetchStream());
   const bootstrap = o.bootstrap;
   let leaders = new Map<number, string>();
   const refresh = async (): Promise<void> => {
@@ -92,7 +94,10 @@ export async function prepareConsumerLoad(o: ConsumerLoadOptions): Promise<Load>
     stop: () => {
       stopped = true;
     },
-    close: async () => pool.close(),
+    close: async () => {
+      await fetches.close(false);
+      pool.close();
+    },
     async run(startAtMs, report) {
       const latency = new LatencyRecorder();
       const c: Counters = { records: 0, bytes: 0, errors: 0 };
@@ -109,12 +114,16 @@ export async function prepareConsumerLoad(o: ConsumerLoadOptions): Promise<Load>
       const fetchOnce = async (addr: string, parts: PartState[]): Promise<boolean> => {
         let ok = true;
         try {
-          const r = await pool.get(addr).fetch({
-            maxWaitMs: o.maxWaitMs,
-            minBytes: 1,
-            maxBytes: o.partitionMaxBytes * parts.length,
-            topics: [{ name: o.topic, partitions: parts.map((p) => ({ partition: p.partition, fetchOffset: p.offset, partitionMaxBytes: o.partitionMaxBytes })) }],
-          });
+          const r = await fetches.send(
+            addr,
+            {
+              maxWaitMs: o.maxWaitMs,
+              minBytes: 1,
+              maxBytes: o.partitionMaxBytes * parts.length,
+              topics: [{ name: o.topic, partitions: parts.map((p) => ({ partition: p.partition, fetchOffset: p.offset, partitionMaxBytes: o.partitionMaxBytes })) }],
+            },
+            o.maxWaitMs + DEADLINE_SLACK_MS,
+          );
           for (const ps of parts) {
             const p = r.responses[0]?.partitions.find((x) => x.partition === ps.partition);
             const code = r.errorCode || (p?.errorCode ?? 3);

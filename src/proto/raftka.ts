@@ -236,6 +236,7 @@ export interface FetchTopic {
 }
 
 export interface FetchRequest {
+  correlationId?: number;
   maxWaitMs?: number;
   minBytes?: number;
   maxBytes?: number;
@@ -260,6 +261,7 @@ export interface FetchTopicResponse {
 }
 
 export interface FetchResponse {
+  correlationId: number;
   errorCode: number;
   errorMessage: string;
   responses: FetchTopicResponse[];
@@ -420,6 +422,7 @@ export type RaftkaService = {
   Produce: readonly [ProduceRequest, ProduceResponse];
   ProduceStream: readonly [ProduceRequest, ProduceResponse];
   Fetch: readonly [FetchRequest, FetchResponse];
+  FetchStream: readonly [FetchRequest, FetchResponse];
   ListOffsets: readonly [ListOffsetsRequest, ListOffsetsResponse];
   InitProducerId: readonly [InitProducerIdRequest, InitProducerIdResponse];
 };
@@ -438,6 +441,7 @@ export const RaftkaRpc = defineService<RaftkaService>(loadProto('raftka.proto'),
   'Produce',
   'ProduceStream',
   'Fetch',
+  'FetchStream',
   'ListOffsets',
   'InitProducerId',
 ]);

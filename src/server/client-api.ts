@@ -92,7 +92,7 @@ export interface ClientApiLimits {
   replicationFactorMax: number;
   adminTimeoutMsDefault: number;
   adminTimeoutMsMax: number;
-  /** In-flight requests per ProduceStream before the server stops reading from it. */
+  /** In-flight requests per ProduceStream or FetchStream before the server stops reading from it. */
   streamInFlightMax: number;
 }
 
@@ -751,7 +751,7 @@ export class ClientApiHandlers {
         for (const r of toRead) Object.assign(r.out, err);
       }
     }
-    return { ...NO_ERROR, responses };
+    return { ...NO_ERROR, correlationId: req.correlationId ?? 0, responses };
   }
 
   // ─── ListOffsets ───
@@ -818,6 +818,9 @@ export function addClientApiService(server: grpc.Server, handlers: ClientApiHand
     (what: string) =>
     <T>(e: unknown): T =>
       ({ ...h.topLevelError(e, what), ...EMPTY[what] }) as T;
+  // Answers on a stream are matched by correlation id, so an error answer carries it too.
+  const produceError = (e: unknown, req: ProduceRequest): ProduceResponse => ({ ...onError('Produce')<ProduceResponse>(e), correlationId: req.correlationId ?? 0 });
+  const fetchError = (e: unknown, req: FetchRequest): FetchResponse => ({ ...onError('Fetch')<FetchResponse>(e), correlationId: req.correlationId ?? 0 });
   const impl: grpc.UntypedServiceImplementation = {
     Metadata: unaryHandler(async (req: MetadataRequest) => h.metadata(req), onError('Metadata')),
     DescribeCluster: unaryHandler(async () => h.describeCluster(), onError('DescribeCluster')),
@@ -827,13 +830,14 @@ export function addClientApiService(server: grpc.Server, handlers: ClientApiHand
     CreatePartitions: unaryHandler((req: CreatePartitionsRequest) => h.createPartitions(req), onError('CreatePartitions')),
     IncrementalAlterConfigs: unaryHandler((req: IncrementalAlterConfigsRequest) => h.incrementalAlterConfigs(req), onError('IncrementalAlterConfigs')),
     ElectLeaders: unaryHandler((req: ElectLeadersRequest) => h.electLeaders(req), onError('ElectLeaders')),
-    Produce: unaryHandler((req: ProduceRequest) => h.produce(req), (e: unknown, req: ProduceRequest) => ({ ...onError('Produce')<ProduceResponse>(e), correlationId: req.correlationId ?? 0 })),
-    Fetch: unaryHandler((req: FetchRequest) => h.fetch(req), onError('Fetch')),
+    Produce: unaryHandler((req: ProduceRequest) => h.produce(req), produceError),
+    Fetch: unaryHandler((req: FetchRequest) => h.fetch(req), fetchError),
     ListOffsets: unaryHandler((req: ListOffsetsRequest) => h.listOffsets(req), onError('ListOffsets')),
     InitProducerId: unaryHandler((req: InitProducerIdRequest) => h.initProducerId(req), onError('InitProducerId')),
-    ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>) => produceStream(call, h, log),
+    ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>) => correlatedStream(call, (req) => h.produce(req), produceError, h.limits.streamInFlightMax, log),
+    FetchStream: (call: grpc.ServerDuplexStream<FetchRequest, FetchResponse>) => correlatedStream(call, (req) => h.fetch(req), fetchError, h.limits.streamInFlightMax, log),
   };
-  server.addService(serviceDefinition(RaftkaRpc, { Fetch: releaseFetchBuffers }), impl);
+  server.addService(serviceDefinition(RaftkaRpc, { Fetch: releaseFetchBuffers, FetchStream: releaseFetchBuffers }), impl);
 }
 
 /** A Fetch response was encoded: the segment read buffers under its records go back to the pool. */
@@ -852,39 +856,45 @@ const EMPTY: Record<string, Record<string, unknown>> = {
   IncrementalAlterConfigs: { resources: [] },
   ElectLeaders: { topics: [] },
   Produce: { correlationId: 0, responses: [] },
-  Fetch: { responses: [] },
+  Fetch: { correlationId: 0, responses: [] },
   ListOffsets: { topics: [] },
   InitProducerId: { producerId: -1, producerEpoch: -1 },
 };
 
 /**
- * ProduceStream: requests are handled concurrently and answered as they complete (with
- * their correlation id). At most `streamInFlightMax` are in flight; past that the server
- * stops reading the stream, and HTTP/2 flow control pushes back on the client.
+ * ProduceStream and FetchStream: requests are handled concurrently and answered as they
+ * complete (each answer carries its request's correlation id). At most `maxInFlight` are
+ * in flight; past that the server stops reading the stream, and HTTP/2 flow control
+ * pushes back on the client.
  */
-function produceStream(call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>, h: ClientApiHandlers, log: Logger): void {
+function correlatedStream<Req extends { correlationId?: number }, Res>(
+  call: grpc.ServerDuplexStream<Req, Res>,
+  handle: (req: Req) => Promise<Res>,
+  onError: (e: unknown, req: Req) => Res,
+  maxInFlight: number,
+  log: Logger,
+): void {
   let inFlight = 0;
   let ended = false;
   let closed = false;
-  const max = h.limits.streamInFlightMax;
   const maybeEnd = () => {
     if (ended && inFlight === 0 && !closed) {
       closed = true;
       call.end();
     }
   };
-  call.on('data', (req: ProduceRequest) => {
+  call.on('data', (req: Req) => {
     inFlight++;
-    if (inFlight >= max) call.pause();
-    h.produce(req)
-      .catch((e: unknown) => ({ ...h.topLevelError(e, 'ProduceStream'), correlationId: req.correlationId ?? 0, responses: [] }) as ProduceResponse)
+    if (inFlight >= maxInFlight) call.pause();
+    handle(req)
+      .catch((e: unknown) => onError(e, req))
       .then((res) => {
         if (!closed && !call.cancelled) call.write(res);
       })
-      .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'writing a ProduceStream response failed'))
+      .catch((e: unknown) => log.warn({ err: (e as Error).message, path: call.getPath() }, 'writing a stream response failed'))
       .finally(() => {
         inFlight--;
-        if (inFlight < max) call.resume();
+        if (inFlight < maxInFlight) call.resume();
         maybeEnd();
       });
   });
@@ -894,7 +904,7 @@ function produceStream(call: grpc.ServerDuplexStream<ProduceRequest, ProduceResp
   });
   call.on('error', (e: Error) => {
     closed = true;
-    log.debug({ err: e.message }, 'ProduceStream ended by the client');
+    log.debug({ err: e.message, path: call.getPath() }, 'stream ended by the client');
   });
   call.on('cancelled', () => {
     closed = true;

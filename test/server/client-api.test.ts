@@ -1,11 +1,11 @@
 // The public client API over real gRPC on 127.0.0.1, backed by a real ReplicaManager and
 // a fake metadata view: produce (acks 1 and all), long-poll fetch, list offsets, bad
 // input rejected before it touches the log, leader hints, and no hang on a handler bug.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildBatch, decodeRecords, iterateBatches } from '../../src/log/batch.ts';
 import { ERRORS, RaftkaError } from '../../src/common/errors.ts';
-import type { FetchPartitionData, ProduceRequest } from '../../src/proto/raftka.ts';
+import type { FetchPartitionData, FetchRequest, ProduceRequest } from '../../src/proto/raftka.ts';
 import { waitFor } from '../support/tmp.ts';
 import { startHarness, TOPIC_ID, OTHER_TOPIC_ID, type Harness } from './support.ts';
 
@@ -32,6 +32,22 @@ function values(records: Buffer): string[] {
   const out: string[] = [];
   for (const { bytes } of iterateBatches(records)) for (const r of decodeRecords(bytes)) out.push(r.value!.toString());
   return out;
+}
+
+/** A harness whose replica manager counts the fetches that reached it. */
+async function harnessCountingFetches(t: TestContext): Promise<{ h: Harness; fetchesStarted: () => number }> {
+  let started = 0;
+  const h = await startHarness(t, {
+    wrap: (rm) => ({
+      produce: (...a) => rm.produce(...a),
+      listOffset: (...a) => rm.listOffset(...a),
+      fetch: (...a) => {
+        started++;
+        return rm.fetch(...a);
+      },
+    }),
+  });
+  return { h, fetchesStarted: () => started };
 }
 
 const leo = (h: Harness) => h.rm.partition(TOPIC_ID, 0)!.log.logEndOffset;
@@ -66,24 +82,14 @@ test('produce with acks=1 and acks=all, fetch it back, list offsets', async (t) 
 });
 
 test('a parked fetch answers when data arrives; max_wait_ms is honoured', async (t) => {
-  let fetchesStarted = 0;
-  const h = await startHarness(t, {
-    wrap: (rm) => ({
-      produce: (...a) => rm.produce(...a),
-      listOffset: (...a) => rm.listOffset(...a),
-      fetch: (...a) => {
-        fetchesStarted++;
-        return rm.fetch(...a);
-      },
-    }),
-  });
+  const { h, fetchesStarted } = await harnessCountingFetches(t);
   await produceOne(h, buildBatch([{ value: 'x' }]), 1);
 
   // Nothing past offset 1: the fetch parks on the broker until the produce below. Had it
   // answered at once, it would hold no records.
   const started = Date.now();
   const parked = fetchOne(h, 1, 10_000);
-  await waitFor('the fetch to reach the replica manager', () => fetchesStarted === 1, 5_000, 5);
+  await waitFor('the fetch to reach the replica manager', () => fetchesStarted() === 1, 5_000, 5);
   await produceOne(h, buildBatch([{ value: 'late' }]), -1);
   const got = await parked;
   assert.equal(got.errorCode, 0, got.errorMessage);
@@ -366,6 +372,42 @@ test('ProduceStream answers every request with its correlation id, in order per 
   assert.deepEqual(results.map((r) => r.responses[0]!.partitions[0]!.errorCode), Array(50).fill(0));
   assert.deepEqual(results.map((r) => r.responses[0]!.partitions[0]!.baseOffset), Array.from({ length: 50 }, (_, i) => i));
   assert.deepEqual(values((await fetchOne(h, 0)).records), Array.from({ length: 50 }, (_, i) => `s${i}`));
+});
+
+test('FetchStream: long polls on one stream answer on their own, matched by correlation id; a bad request gets its error on the stream', async (t) => {
+  const { h, fetchesStarted } = await harnessCountingFetches(t);
+  await produceOne(h, buildBatch([{ value: 'first' }]), 1);
+  const stream = h.client.fetchStream();
+  t.after(() => stream.cancel());
+  const req = (fetchOffset: number, maxWaitMs: number, correlationId = 0): FetchRequest => ({ correlationId, maxWaitMs, minBytes: 1, topics: [{ topicId: TOPIC_ID, partitions: [{ partition: 0, fetchOffset }] }] });
+  // Parked at the log end; the one after it on the same stream must not wait behind it.
+  let parkedDone = false;
+  const parked = stream.send(req(1, 10_000, 999)).then((r) => {
+    parkedDone = true;
+    return r;
+  });
+  await waitFor('the long poll to reach the replica manager', () => fetchesStarted() === 1, 5_000, 5);
+  const now = await stream.send(req(0, 0, 999));
+  assert.deepEqual(values(now.responses[0]!.partitions[0]!.records), ['first']);
+  assert.equal(parkedDone, false, 'the long poll answered before any data arrived');
+  await produceOne(h, buildBatch([{ value: 'second' }]), -1);
+  const late = await parked;
+  assert.deepEqual(values(late.responses[0]!.partitions[0]!.records), ['second']);
+  assert.notEqual(late.correlationId, now.correlationId, 'the stream client numbers its requests itself');
+  // Bad input: answered on the stream with its code; the stream keeps working.
+  const bad = await stream.send({ maxWaitMs: -5, topics: [{ topicId: TOPIC_ID, partitions: [{ partition: 0, fetchOffset: 0 }] }] });
+  assert.equal(bad.responses[0]!.partitions[0]!.errorCode, E.INVALID_REQUEST.code);
+  assert.match(bad.responses[0]!.partitions[0]!.errorMessage, /max_wait_ms -5/);
+  const again = await stream.send(req(0, 0));
+  assert.deepEqual(values(again.responses[0]!.partitions[0]!.records), ['first', 'second']);
+  await stream.close();
+});
+
+test('a unary Fetch echoes its correlation id', async (t) => {
+  const h = await startHarness(t);
+  const res = await h.client.fetch({ correlationId: 41, maxWaitMs: 0, topics: [{ topicId: TOPIC_ID, partitions: [{ partition: 0, fetchOffset: 0 }] }] });
+  assert.equal(res.errorCode, 0);
+  assert.equal(res.correlationId, 41);
 });
 
 test('acks=0 answers without an offset; the write still lands in order', async (t) => {

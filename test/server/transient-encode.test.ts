@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { RaftkaRpc, type FetchResponse, type RaftkaService } from '../../src/proto/raftka.ts';
+import { RaftkaRpc, type FetchRequest, type FetchResponse, type RaftkaService } from '../../src/proto/raftka.ts';
 import { bindServer, serviceDefinition, shutdownServer, SERVER_OPTIONS, MESSAGE_BYTES_MAX, type ResponseEncodedHooks } from '../../src/proto/rpc.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 import { ReadBufferPool } from '../../src/log/read-buffers.ts';
@@ -12,6 +12,7 @@ const codec = RaftkaRpc.Fetch.response;
 
 function fetchResponse(tag: number, sizes: readonly number[]): FetchResponse {
   return {
+    correlationId: tag,
     errorCode: 0,
     errorMessage: '',
     responses: [
@@ -63,6 +64,13 @@ async function fetchServer(t: TestContext, respond: (tag: number) => FetchRespon
       const res = respond(tag);
       setTimeout(() => callback(null, res), tag % 7);
     },
+    FetchStream: (call: grpc.ServerDuplexStream<{ maxBytes: number; correlationId: number }, FetchResponse>) => {
+      call.on('data', (req: { maxBytes: number; correlationId: number }) => {
+        const res = { ...respond(req.maxBytes), correlationId: req.correlationId };
+        setTimeout(() => call.write(res), req.maxBytes % 7);
+      });
+      call.on('end', () => call.end());
+    },
   });
   const port = await bindServer(server, '127.0.0.1:0');
   const client = new RawClient(`127.0.0.1:${port}`);
@@ -87,33 +95,38 @@ test('concurrent large gRPC responses, each encoded transiently, all arrive inta
   });
 });
 
-test('read buffers given back once a Fetch response is encoded are lent again, and no response in flight is corrupted', async (t) => {
-  const pool = new ReadBufferPool(400_000, 4);
-  const stores = new Set<ArrayBufferLike>();
-  const client = await fetchServer(
-    t,
-    (tag) => {
-      const res = fetchResponse(tag, [0]);
-      const size = 300_000 + tag;
-      const lent = pool.acquire(size);
-      stores.add(lent.buffer);
-      lent.fill((tag * 31) % 251, 0, size);
-      res.responses[0]!.partitions[0]!.records = lent.subarray(0, size);
-      return res;
-    },
-    { Fetch: (res) => res.responses.forEach((r) => r.partitions.forEach((p) => pool.release(p.records))) },
-  );
-  const tags = Array.from({ length: 60 }, (_, i) => i + 1);
-  // Three waves: buffers given back by one wave's encodings are lent to the next.
-  for (let wave = 0; wave < 3; wave++) {
-    const some = tags.filter((tag) => tag % 3 === wave);
-    const answers = await Promise.all(some.map((tag) => client.fetch({ maxWaitMs: 0, minBytes: 0, maxBytes: tag, topics: [] })));
-    answers.forEach((r, i) => {
-      const tag = some[i]!;
-      const records = r.responses[0]!.partitions[0]!.records;
-      assert.ok(Buffer.from(records).equals(Buffer.alloc(300_000 + tag, (tag * 31) % 251)), `response ${tag} intact`);
-    });
-  }
-  assert.ok(stores.size < tags.length, `60 responses lent ${stores.size} distinct buffers: some must have been reused`);
-  assert.equal(pool.idleCount, 4, 'every buffer came back; the pool keeps 4');
-});
+for (const transport of ['Fetch', 'FetchStream'] as const) {
+  test(`read buffers given back once a ${transport} response is encoded are lent again, and no response in flight is corrupted`, async (t) => {
+    const pool = new ReadBufferPool(400_000, 4);
+    const stores = new Set<ArrayBufferLike>();
+    const client = await fetchServer(
+      t,
+      (tag) => {
+        const res = fetchResponse(tag, [0]);
+        const size = 300_000 + tag;
+        const lent = pool.acquire(size);
+        stores.add(lent.buffer);
+        lent.fill((tag * 31) % 251, 0, size);
+        res.responses[0]!.partitions[0]!.records = lent.subarray(0, size);
+        return res;
+      },
+      { [transport]: (res: FetchResponse) => res.responses.forEach((r) => r.partitions.forEach((p) => pool.release(p.records))) },
+    );
+    const stream = client.fetchStream();
+    t.after(() => stream.cancel());
+    const fetch = (req: FetchRequest) => (transport === 'Fetch' ? client.fetch(req) : stream.send(req));
+    const tags = Array.from({ length: 60 }, (_, i) => i + 1);
+    // Three waves: buffers given back by one wave's encodings are lent to the next.
+    for (let wave = 0; wave < 3; wave++) {
+      const some = tags.filter((tag) => tag % 3 === wave);
+      const answers = await Promise.all(some.map((tag) => fetch({ maxWaitMs: 0, minBytes: 0, maxBytes: tag, topics: [] })));
+      answers.forEach((r, i) => {
+        const tag = some[i]!;
+        const records = r.responses[0]!.partitions[0]!.records;
+        assert.ok(Buffer.from(records).equals(Buffer.alloc(300_000 + tag, (tag * 31) % 251)), `response ${tag} intact`);
+      });
+    }
+    assert.ok(stores.size < tags.length, `60 responses lent ${stores.size} distinct buffers: some must have been reused`);
+    assert.equal(pool.idleCount, 4, 'every buffer came back; the pool keeps 4');
+  });
+}

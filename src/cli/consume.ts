@@ -12,7 +12,8 @@ import type { Command } from 'commander';
 import { errorByCode, isRetriable } from '../common/errors.ts';
 import { decodeBatch, registerCodecs } from '../client/codecs.ts';
 import { iterateBatches, type LogRecord } from '../log/batch.ts';
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type TopicMetadata } from '../proto/raftka.ts';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type FetchRequest, type FetchResponse, type TopicMetadata } from '../proto/raftka.ts';
+import { DEADLINE_SLACK_MS, StreamPerBroker } from '../client/raw-client.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, exitQuietlyOnEpipe, intArg, oneLineErrors, parseBootstrap, writeOut } from './common.ts';
 import { Raftka } from '../client/index.ts';
 import { PartitionAssignersByName } from '../client/consumer.ts';
@@ -230,6 +231,8 @@ class ConsoleConsumer {
   private readonly parts: PartState[];
   private readonly loops = new Set<number>();
   private readonly stopper = new AbortController();
+  /** As the SDK consumer: fetches ride one FetchStream per broker. */
+  private readonly fetches = new StreamPerBroker<FetchRequest, FetchResponse>('fetch', (address) => this.cluster.pool.get(address).fetchStream());
   private stopped = false;
   private failure: CliError | undefined;
   private lastDataMs = Date.now();
@@ -272,6 +275,7 @@ class ConsoleConsumer {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.stopper.abort();
+    void this.fetches.close(false);
     this.finish();
   }
 
@@ -428,14 +432,16 @@ class ConsoleConsumer {
   private async fetchOnce(broker: number, fetching: Array<PartState & { offset: number }>): Promise<void> {
     const client = this.cluster.broker(broker)!;
     const maxWaitMs = Math.min(this.flags.fetchMaxWaitMs, this.flags.timeoutMs ?? Infinity);
-    const r = await client.fetch(
+    const r = await this.fetches.send(
+      client.address,
       {
         maxWaitMs,
         minBytes: 1,
         maxBytes: this.flags.fetchMaxBytes,
         topics: [{ name: this.topic.name, partitions: fetching.map((p) => ({ partition: p.partition, fetchOffset: p.offset, partitionMaxBytes: 1 << 20 })) }],
       },
-      { signal: this.stopper.signal },
+      maxWaitMs + DEADLINE_SLACK_MS,
+      this.stopper.signal,
     );
     if (this.stopped) return;
     if (r.errorCode !== 0) throw new CliError(`fetch from broker ${broker}: ${codeLine(r.errorCode, r.errorMessage)}`);

@@ -744,6 +744,9 @@ export class ClientApiHandlers {
           if (r.records.length > 0 && (total === 0 || total + r.records.length <= maxBytes)) {
             out.records = r.records;
             total += r.records.length;
+          } else {
+            // Left out: no encoder will see it, so its lent read buffer goes back here.
+            readBuffers.release(r.records);
           }
         });
       } catch (e) {

@@ -7,6 +7,7 @@ import { buildBatch, decodeRecords, iterateBatches } from '../../src/log/batch.t
 import { ERRORS, RaftkaError } from '../../src/common/errors.ts';
 import type { FetchPartitionData, FetchRequest, ProduceRequest } from '../../src/proto/raftka.ts';
 import { waitFor } from '../support/tmp.ts';
+import { readBuffers } from '../../src/log/read-buffers.ts';
 import { startHarness, TOPIC_ID, OTHER_TOPIC_ID, type Harness } from './support.ts';
 
 const E = ERRORS;
@@ -401,6 +402,37 @@ test('FetchStream: long polls on one stream answer on their own, matched by corr
   const again = await stream.send(req(0, 0));
   assert.deepEqual(values(again.responses[0]!.partitions[0]!.records), ['first', 'second']);
   await stream.close();
+});
+
+test('a partition left out by the response byte bound gives its lent read buffer back, as an encoded one does', async (t) => {
+  // Two partitions each answer 100,000 bytes read into lent buffers; max_bytes 150,000
+  // keeps the first only.
+  const lentStores: ArrayBufferLike[] = [];
+  const h = await startHarness(t, {
+    wrap: (rm) => ({
+      produce: (...a) => rm.produce(...a),
+      listOffset: (...a) => rm.listOffset(...a),
+      fetch: (parts) =>
+        Promise.resolve(
+          parts.map((r) => {
+            const lent = readBuffers.acquire(100_000);
+            lentStores.push(lent.buffer);
+            return { topicId: r.topicId, partition: r.partition, errorCode: 0, highWatermark: 1, logStartOffset: 0, lastStableOffset: 1, records: lent.subarray(0, 100_000) };
+          }),
+        ),
+    }),
+  });
+  h.meta.topicList.push({ name: 'u', topicId: OTHER_TOPIC_ID, partitions: [{ partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1] }] });
+  // Nothing idle, so the buffers lent below are fresh and the ones idle afterwards are theirs.
+  const drained: Buffer[] = [];
+  while (readBuffers.idleCount > 0) drained.push(readBuffers.acquire(100_000));
+  const res = await h.client.fetch({ maxWaitMs: 0, maxBytes: 150_000, topics: [{ name: 't', partitions: [{ partition: 0, fetchOffset: 0 }] }, { name: 'u', partitions: [{ partition: 0, fetchOffset: 0 }] }] });
+  assert.deepEqual(res.responses.map((x) => x.partitions[0]!.records.length), [100_000, 0]);
+  assert.equal(lentStores.length, 2);
+  assert.equal(readBuffers.idleCount, 2, 'both buffers came back: the encoded one and the one left out');
+  const again = new Set([readBuffers.acquire(100_000).buffer, readBuffers.acquire(100_000).buffer]);
+  assert.deepEqual(again, new Set(lentStores));
+  for (const b of drained) readBuffers.release(b);
 });
 
 test('a unary Fetch echoes its correlation id', async (t) => {

@@ -20,6 +20,7 @@ import { defer } from '../support/tmp.ts';
 // The reflection protocol's own .proto, as any reflection client would load it.
 const require = createRequire(import.meta.url);
 const REFLECTION_PROTO = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
+const REFLECTION_V1ALPHA_PROTO = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto', 'grpc', 'reflection', 'v1alpha', 'reflection.proto');
 // google.protobuf.FileDescriptorProto, to read what reflection returns.
 const FileDescriptorProto = protobuf.loadSync(require.resolve('protobufjs/google/protobuf/descriptor.proto')).lookupType('google.protobuf.FileDescriptorProto');
 
@@ -29,12 +30,12 @@ interface ReflectionResponse {
   errorResponse?: { errorCode: number; errorMessage: string };
 }
 
-/** One request on a ServerReflectionInfo stream, as grpcurl sends them. */
-function reflect(address: string, request: Record<string, unknown>): Promise<ReflectionResponse> {
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(REFLECTION_PROTO)) as unknown as {
-    grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+/** One request on a ServerReflectionInfo stream, as grpcurl sends them (older tools use v1alpha). */
+function reflect(address: string, request: Record<string, unknown>, version: 'v1' | 'v1alpha' = 'v1'): Promise<ReflectionResponse> {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(version === 'v1' ? REFLECTION_PROTO : REFLECTION_V1ALPHA_PROTO)) as unknown as {
+    grpc: { reflection: Record<'v1' | 'v1alpha', { ServerReflection: grpc.ServiceClientConstructor }> };
   };
-  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+  const client = new pkg.grpc.reflection[version].ServerReflection(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, ReflectionResponse>;
   };
   return new Promise<ReflectionResponse>((resolve, reject) => {
@@ -71,11 +72,13 @@ test('server reflection lists the Raftka service and serves its descriptor; heal
   const names = list.listServicesResponse!.service.map((s) => s.name);
   assert.ok(names.includes('raftka.v1.Raftka'), names.join());
   assert.ok(names.includes('grpc.health.v1.Health'), names.join());
+  const alpha = await reflect(address, { listServices: '*' }, 'v1alpha');
+  assert.deepEqual(alpha.listServicesResponse!.service.map((s) => s.name), names, 'v1alpha lists the same services');
 
   const files = await reflect(address, { fileContainingSymbol: 'raftka.v1.Raftka' });
   const protos = files.fileDescriptorResponse!.fileDescriptorProto.map((b) => FileDescriptorProto.toObject(FileDescriptorProto.decode(b), { arrays: true }) as { package: string; service: Array<{ name: string; method: Array<{ name: string }> }> });
   const raftka = protos.find((f) => f.package === 'raftka.v1')!.service.find((s) => s.name === 'Raftka')!;
-  for (const rpc of ['Metadata', 'Produce', 'ProduceStream', 'Fetch', 'ListOffsets', 'InitProducerId', 'CreateTopics']) {
+  for (const rpc of ['Metadata', 'Produce', 'ProduceStream', 'Fetch', 'FetchStream', 'ListOffsets', 'InitProducerId', 'CreateTopics']) {
     assert.ok(raftka.method.some((m) => m.name === rpc), `the descriptor has ${rpc}`);
   }
   const missing = await reflect(address, { fileContainingSymbol: 'raftka.v1.NoSuchThing' });

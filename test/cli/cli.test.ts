@@ -51,14 +51,18 @@ function lines(s: string): string[] {
   return s.split('\n').filter((l) => l !== '');
 }
 
-/** A user mistake: exit code 1, one line on stderr (no stack trace), within a few seconds. */
+/**
+ * A user mistake: exit code 1, one line on stderr (no stack trace), and no hang: well
+ * inside the 30 s request deadlines. One such CLI process takes ~2.3 s on this host when
+ * idle; beside the rest of the suite with a fifth of the CPU stolen, one took 10.1 s.
+ */
 function assertOneLineError(r: Run, pattern: RegExp, what: string): void {
   assert.equal(r.code, 1, `${what}: exit code (stderr: ${r.stderr})`);
   const errLines = lines(r.stderr);
   assert.equal(errLines.length, 1, `${what}: one line on stderr, got:\n${r.stderr}`);
   assert.match(errLines[0]!, pattern, what);
   assert.doesNotMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
-  assert.ok(r.ms < 8_000, `${what}: took ${r.ms} ms`);
+  assert.ok(r.ms < 15_000, `${what}: took ${r.ms} ms`);
 }
 
 // About 45 CLI processes one after the other: ~100 s alone when this 2-core machine is in

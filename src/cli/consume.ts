@@ -12,8 +12,8 @@ import type { Command } from 'commander';
 import { errorByCode, isRetriable } from '../common/errors.ts';
 import { decodeBatch, registerCodecs } from '../client/codecs.ts';
 import { iterateBatches, type LogRecord } from '../log/batch.ts';
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type FetchRequest, type FetchResponse, type TopicMetadata } from '../proto/raftka.ts';
-import { DEADLINE_SLACK_MS, StreamPerBroker } from '../client/raw-client.ts';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type TopicMetadata } from '../proto/raftka.ts';
+import { DEADLINE_SLACK_MS, fetchStreams } from '../client/raw-client.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, exitQuietlyOnEpipe, intArg, oneLineErrors, parseBootstrap, writeOut } from './common.ts';
 import { Raftka } from '../client/index.ts';
 import { PartitionAssignersByName } from '../client/consumer.ts';
@@ -232,7 +232,7 @@ class ConsoleConsumer {
   private readonly loops = new Set<number>();
   private readonly stopper = new AbortController();
   /** As the SDK consumer: fetches ride one FetchStream per broker. */
-  private readonly fetches = new StreamPerBroker<FetchRequest, FetchResponse>('fetch', (address) => this.cluster.pool.get(address).fetchStream());
+  private readonly fetches = fetchStreams((address) => this.cluster.pool.get(address));
   private stopped = false;
   private failure: CliError | undefined;
   private lastDataMs = Date.now();

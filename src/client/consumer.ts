@@ -21,8 +21,8 @@ import { errorByCode, isRetriable, type ErrorName } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { iterateBatches, type LogRecord } from '../log/batch.ts';
 import { isServiceError } from '../proto/rpc.ts';
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type FetchRequest, type FetchResponse } from '../proto/raftka.ts';
-import { DEADLINE_SLACK_MS, StreamPerBroker } from './raw-client.ts';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type FetchResponse } from '../proto/raftka.ts';
+import { DEADLINE_SLACK_MS, fetchStreams } from './raw-client.ts';
 import { CooperativeStickyAssigner, RangeAssigner, RoundRobinAssigner, type PartitionAssigner, type TopicPartitions } from './assignors.ts';
 import type { Cluster } from './cluster.ts';
 import { decodeBatch } from './codecs.ts';
@@ -206,7 +206,7 @@ export class Consumer {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopper = new AbortController();
   /** Fetches go over one FetchStream per broker (a unary call each cost ten times the CPU). */
-  private readonly fetchStreams = new StreamPerBroker<FetchRequest, FetchResponse>('fetch', (address) => this.ctx.cluster.connection(address).fetchStream());
+  private readonly fetchStreams = fetchStreams((address) => this.ctx.cluster.connection(address));
   private readonly listeners = new Map<ConsumerEventName, Set<(e: ConsumerEvent) => void>>();
   private eventId = 0;
   private subscriptions: Array<string | RegExp> = [];

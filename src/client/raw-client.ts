@@ -179,21 +179,27 @@ export class RawClient {
             return;
           }
           const correlationId = nextId++;
-          const onAbort = () => {
-            waiting.delete(correlationId);
-            reject(cancelledError(m.name));
-          };
-          signal?.addEventListener('abort', onAbort, { once: true });
-          waiting.set(correlationId, {
-            resolve: (r) => {
-              signal?.removeEventListener('abort', onAbort);
-              resolve(r);
-            },
-            reject: (e) => {
-              signal?.removeEventListener('abort', onAbort);
-              reject(e);
-            },
-          });
+          if (signal === undefined) {
+            // The producer's path (one request per batch set): no listener to undo.
+            waiting.set(correlationId, { resolve, reject });
+          } else {
+            const onAbort = () => {
+              waiting.delete(correlationId);
+              reject(cancelledError(m.name));
+            };
+            signal.addEventListener('abort', onAbort, { once: true });
+            const settle = () => signal.removeEventListener('abort', onAbort);
+            waiting.set(correlationId, {
+              resolve: (r) => {
+                settle();
+                resolve(r);
+              },
+              reject: (e) => {
+                settle();
+                reject(e);
+              },
+            });
+          }
           call.write({ ...req, correlationId });
         }),
       close: async () => {
@@ -280,4 +286,9 @@ export class StreamPerBroker<Req, Res> {
     if (drain) await Promise.all(all.map((s) => s.close().catch(() => undefined)));
     else for (const s of all) s.cancel();
   }
+}
+
+/** A consumer's fetch streams: one FetchStream per broker, opened through `connect`. */
+export function fetchStreams(connect: (address: string) => RawClient): StreamPerBroker<FetchRequest, FetchResponse> {
+  return new StreamPerBroker('fetch', (address) => connect(address).fetchStream());
 }

@@ -5,12 +5,12 @@
 // decodes, to read each value's send stamp. A partition whose leader moved refreshes
 // metadata and carries on at the same offset.
 import { decodeBatch, registerCodecs } from '../client/codecs.ts';
-import { DEADLINE_SLACK_MS, RawClientPool, StreamPerBroker } from '../client/raw-client.ts';
+import { DEADLINE_SLACK_MS, fetchStreams, RawClientPool } from '../client/raw-client.ts';
 import { errorByCode } from '../common/errors.ts';
 import { Attr, BATCH_OVERHEAD, LOG_OVERHEAD, Off } from '../log/batch.ts';
 import { CompressionType } from '../log/compression.ts';
 import { Reader } from '../log/varint.ts';
-import type { FetchRequest, FetchResponse, MetadataResponse } from '../proto/raftka.ts';
+import type { MetadataResponse } from '../proto/raftka.ts';
 import { LatencyRecorder } from './latency.ts';
 import { REPORT_MS, sleep, until, type Load, type LoadFinal, type LoadReport } from './load.ts';
 import { nowEpochMs, readStamp, STAMP_BYTES } from './payload.ts';
@@ -71,7 +71,7 @@ export async function prepareConsumerLoad(o: ConsumerLoadOptions): Promise<Load>
   registerCodecs();
   const pool = new RawClientPool({ timeoutMs: 30_000 });
   // As the SDK consumer: fetches ride one FetchStream per broker.
-  const fetches = new StreamPerBroker<FetchRequest, FetchResponse>('fetch', (address) => pool.get(address).fetchStream());
+  const fetches = fetchStreams((address) => pool.get(address));
   const bootstrap = o.bootstrap;
   let leaders = new Map<number, string>();
   const refresh = async (): Promise<void> => {

@@ -156,6 +156,8 @@ class PartitionState {
   nextSequence = 0;
   sealCounter = 0;
   recovering = false;
+  /** Uncompressed size of the partition's last sealed batch (sizes the next one's buffer). */
+  lastBatchBytes = 0;
   /** The producer id and epoch `nextSequence` counts under; -1 before the first batch. */
   producerId = -1;
   producerEpoch = -1;
@@ -179,6 +181,8 @@ class Batch {
   records = 0;
   memBytes = 0;
   sealIndex = -1;
+  /** Whether `bytes` carry their CRC (see seal). */
+  crcSet = false;
   sequence = -1;
   producerId = -1;
   producerEpoch = -1;
@@ -526,7 +530,9 @@ export class Producer {
       b = undefined;
     }
     if (!b) {
-      b = new Batch(tp, acks, timeoutMs, compression, Date.now(), Math.min(this.batchSize, Math.max(1024, approx * 2)) + 128);
+      // Sized like the partition's last batch: a batch that grows by doubling copies
+      // itself about once more in all (64 KiB batches of 1 KiB records: five copies).
+      b = new Batch(tp, acks, timeoutMs, compression, Date.now(), Math.min(this.batchSize, Math.max(1024, approx * 2, tp.lastBatchBytes)) + 128);
       tp.open = b;
       this.openBatches.add(b);
       this.incomplete.add(b);
@@ -580,7 +586,11 @@ export class Producer {
     b.sealIndex = tp.sealCounter++;
     tp.queue.push(b);
     this.withQueued.add(tp);
-    const raw = b.builder!.build();
+    // The CRC is computed once, when the header is final: a compressed batch gets it
+    // with its compressed body, an idempotent one when its sequence is stamped on first send.
+    b.crcSet = b.compression === 0 && !this.idempotent;
+    const raw = b.builder!.build({ crc: b.crcSet });
+    tp.lastBatchBytes = raw.length;
     b.builder = undefined;
     if (!this.partitioner) {
       const view = this.ctx.cluster.topic(tp.topic);
@@ -595,6 +605,7 @@ export class Producer {
         (bytes) => {
           if (b.done) return;
           b.bytes = bytes;
+          b.crcSet = true;
           b.ready = true;
           this.scheduleDrain();
         },
@@ -728,7 +739,12 @@ export class Producer {
   }
 
   private assignSequence(b: Batch): void {
-    if (!this.idempotent || b.sequence >= 0) return;
+    if (!this.idempotent || b.sequence >= 0) {
+      // Sealed as idempotent by a producer that turned idempotence off since (a cluster
+      // without producer ids): the CRC left for the sequence stamp is set here instead.
+      if (!b.crcSet) this.setCrc(b);
+      return;
+    }
     const tp = b.tp;
     if (this.isStale(tp)) {
       // First batch under this producer id / epoch: the leader expects sequence 0.
@@ -745,7 +761,12 @@ export class Producer {
     buf.writeBigInt64BE(BigInt(this.producerId), Off.producerId);
     buf.writeInt16BE(b.producerEpoch, Off.producerEpoch);
     buf.writeInt32BE(b.sequence, Off.baseSequence);
-    buf.writeUInt32BE(computeCrc(buf), Off.crc);
+    this.setCrc(b);
+  }
+
+  private setCrc(b: Batch): void {
+    b.bytes!.writeUInt32BE(computeCrc(b.bytes!), Off.crc);
+    b.crcSet = true;
   }
 
   private sendRequest(leader: number, batches: Batch[], acks: number): void {

@@ -313,8 +313,12 @@ export class BatchBuilder {
     return this;
   }
 
-  /** Returns the finished batch; the builder must not be used afterwards. */
-  build(): Buffer {
+  /**
+   * Returns the finished batch; the builder must not be used afterwards. `crc: false`
+   * leaves the CRC field unset, for a caller that patches the header (producer id and
+   * sequence, or a compressed body) and computes the CRC itself afterwards.
+   */
+  build({ crc = true }: { crc?: boolean } = {}): Buffer {
     const o = this.opts;
     const compression = o.compression ?? CompressionType.none;
     let out: Buffer;
@@ -343,7 +347,7 @@ export class BatchBuilder {
     out.writeInt16BE(o.producerEpoch ?? NO_PRODUCER_EPOCH, Off.producerEpoch);
     out.writeInt32BE(o.baseSequence ?? NO_SEQUENCE, Off.baseSequence);
     out.writeInt32BE(this.count, Off.recordCount);
-    out.writeUInt32BE(computeCrc(out), Off.crc);
+    if (crc) out.writeUInt32BE(computeCrc(out), Off.crc);
     return out;
   }
 }

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Raftka, RaftkaClientError, RaftkaProtocolError, type Producer } from '../../src/client/index.ts';
-import { decodeRecords, readBatchHeader } from '../../src/log/batch.ts';
+import { decodeRecords, readBatchHeader, validateBatchAt } from '../../src/log/batch.ts';
+import { decodeBatch } from '../../src/client/codecs.ts';
 import type { ProduceRequest, ProduceResponse } from '../../src/proto/raftka.ts';
 import { defer, waitFor } from '../support/tmp.ts';
 import { FakeBroker } from './fake-broker.ts';
@@ -191,6 +192,31 @@ test('acks=0 and 1 need idempotent: false; an explicit idempotent: true with the
   assert.equal(r.length, 1);
   assert.equal(broker.requests[0]!.acks, 0);
   assert.equal(readBatchHeader(broker.requests[0]!.topicData[0]!.partitions[0]!.records).producerId, -1);
+});
+
+test('every batch sent carries a valid CRC and its producer id and sequence, idempotent or not, compressed or not', async (t) => {
+  for (const idempotent of [true, false]) {
+    for (const compression of ['none', 'gzip'] as const) {
+      const { broker, producer } = await setup(t, { t: 2 }, { idempotent, compression, lingerMs: 5, batchSize: 4096 });
+      // Enough records for several batches per partition, so later batches reuse the partition's last size.
+      const values = Array.from({ length: 40 }, (_, i) => `record ${i} `.repeat(30));
+      for (let i = 0; i < values.length; i += 10) await producer.send({ topic: 't', messages: values.slice(i, i + 10).map((value, j) => ({ value, partition: (i + j) % 2 })) });
+      const got: string[] = [];
+      for (const partition of [0, 1]) {
+        let sequence = 0;
+        for (const { bytes } of broker.batches('t', partition)) {
+          const what = `idempotent=${idempotent} compression=${compression} partition ${partition}`;
+          assert.equal(validateBatchAt(bytes, 0), bytes.length, what);
+          const h = readBatchHeader(bytes);
+          assert.equal(h.producerId, idempotent ? producer.producerIdentity.producerId : -1, what);
+          assert.equal(h.baseSequence, idempotent ? sequence : -1, what);
+          sequence += h.lastOffset - h.baseOffset + 1;
+          for (const r of await decodeBatch(bytes)) got.push(r.value!.toString());
+        }
+      }
+      assert.deepEqual(got.sort(), [...values].sort());
+    }
+  }
 });
 
 test('a record larger than maxRequestSize fails send with MESSAGE_TOO_LARGE naming size and limit; nothing of the send goes out', async (t) => {

@@ -34,12 +34,14 @@ function fetchResponse(tag: number, sizes: readonly number[]): FetchResponse {
   };
 }
 
-test('encodeTransient writes the same bytes as encode, nested length prefixes of every width included', async () => {
+test('encode and encodeTransient write the bytes of a fresh protobufjs writer, nested length prefixes of every width included', async () => {
   await assertProperty(
-    'transient encode = encode',
+    'transient encode = encode = protobufjs',
     fc.property(fc.nat(1000), fc.array(fc.oneof(fc.nat(200), fc.integer({ min: 16_000, max: 20_000 }), fc.integer({ min: 2_000_000, max: 2_100_000 })), { maxLength: 4 }), (tag, sizes) => {
       const v = fetchResponse(tag, sizes);
-      assert.deepEqual(codec.encodeTransient(v), codec.encode(v));
+      const fresh = Buffer.from(codec.type.encode(v).finish());
+      assert.deepEqual(codec.encode(v), fresh);
+      assert.deepEqual(codec.encodeTransient(v), fresh);
     }),
     { numRuns: 40 },
   );
@@ -50,6 +52,14 @@ test('encodeTransient reuses its buffer: the next call overwrites the view it re
   const copy = Buffer.from(first);
   codec.encodeTransient(fetchResponse(2, [1000]));
   assert.notDeepEqual(first, copy, 'the contract: a transient encoding is valid until the next one');
+});
+
+test('encode returns bytes of its own: later encodings (transient or not) leave them as they were', () => {
+  const first = codec.encode(fetchResponse(1, [5000]));
+  const copy = Buffer.from(first);
+  codec.encode(fetchResponse(2, [5000]));
+  codec.encodeTransient(fetchResponse(3, [5000]));
+  assert.deepEqual(first, copy);
 });
 
 /**

@@ -32,7 +32,7 @@ import type { ProduceRequest, ProduceResponse, TopicProduceData } from '../proto
 import type { Cluster } from './cluster.ts';
 import { compressBatch, compressionId, type CompressionOption } from './codecs.ts';
 import { RaftkaClientError, RaftkaProtocolError } from './errors.ts';
-import { DefaultPartitioner, type Partitioner } from './partitioner.ts';
+import { DefaultPartitioner, type Partitioner, type PartitionerArgs } from './partitioner.ts';
 import { StreamPerBroker } from './raw-client.ts';
 
 // ─── public shapes ───
@@ -466,10 +466,15 @@ export class Producer {
     try {
       const now = Date.now();
       let i = 0;
-      for (const tm of batch.topicMessages) {
+      // Indexed loops and one partitioner argument object per topic: the per-record
+      // iterator results and objects of this loop were a tenth of a producer's garbage.
+      for (let t = 0; t < batch.topicMessages.length; t++) {
+        const tm = batch.topicMessages[t]!;
         const view = this.ctx.cluster.topic(tm.topic)!;
         const numPartitions = view.partitions.length;
-        for (const m of tm.messages) {
+        const defaultArgs: PartitionerArgs = { topic: tm.topic, key: null, numPartitions, availablePartitions: view.available };
+        for (let j = 0; j < tm.messages.length; j++) {
+          const m = tm.messages[j]!;
           // Bounded memory: wait while the buffer is full (unless nothing is buffered, so
           // one oversized send still goes through alone).
           while (this.bufferedBytes >= this.bufferMemory && this.bufferedBytes > 0) {
@@ -480,9 +485,13 @@ export class Producer {
           const key = m.key === undefined || m.key === null ? null : typeof m.key === 'string' ? Buffer.from(m.key) : m.key;
           let partition: number;
           if (m.partition !== undefined) partition = m.partition;
-          else {
-            const args = { topic: tm.topic, key, numPartitions, availablePartitions: view.available };
-            partition = this.partitioner ? this.partitioner(args) : this.defaultPartitioner.partition(args);
+          else if (this.partitioner) {
+            // A fresh object for a user's partitioner, which may keep what it is given.
+            partition = this.partitioner({ topic: tm.topic, key, numPartitions, availablePartitions: view.available });
+          } else {
+            defaultArgs.key = key;
+            defaultArgs.availablePartitions = view.available;
+            partition = this.defaultPartitioner.partition(defaultArgs);
           }
           if (!Number.isInteger(partition) || partition < 0 || partition >= numPartitions) {
             throw new RaftkaProtocolError('UNKNOWN_TOPIC_OR_PARTITION', `partition ${partition} of ${tm.topic} does not exist (it has ${numPartitions})`, { topic: tm.topic, partition });

@@ -202,8 +202,11 @@ function toBuf(v: Buffer | string | null | undefined): Buffer | null {
   return typeof v === 'string' ? Buffer.from(v) : v;
 }
 
-function normalizeHeaders(h: RecordInput['headers']): Header[] {
-  if (!h) return [];
+const NO_HEADERS: readonly Header[] = [];
+const NO_HEADER_KEYS: readonly Buffer[] = [];
+
+function normalizeHeaders(h: RecordInput['headers']): readonly Header[] {
+  if (!h) return NO_HEADERS;
   if (Array.isArray(h)) return h;
   return Object.entries(h).map(([key, value]) => ({ key, value: toBuf(value) }));
 }
@@ -270,7 +273,7 @@ export class BatchBuilder {
     const offsetDelta = record.offsetDelta ?? this.lastOffsetDelta + 1;
     if (offsetDelta <= this.lastOffsetDelta) throw new RangeError(`offset delta ${offsetDelta} is not increasing`);
     this.lastOffsetDelta = offsetDelta;
-    const headerKeys = headers.map((h) => Buffer.from(h.key));
+    const headerKeys = headers.length === 0 ? NO_HEADER_KEYS : headers.map((h) => Buffer.from(h.key));
     let bodySize =
       1 +
       sizeOfVarlong(tsDelta) +

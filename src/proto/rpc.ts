@@ -19,6 +19,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { installPooledResponseFrames } from './response-frames.ts';
 
 export const PROTO_DIR = dirname(fileURLToPath(new URL('../../proto/raftka.proto', import.meta.url)));
 
@@ -279,8 +280,10 @@ export function callUnary<Req, Res>(client: grpc.Client, m: RpcMethod<Req, Res>,
  * http2 servers grpc-js keeps in `http2Servers` (grpc-js 1.14); if that internal is not
  * there (another grpc-js version) the window stays at the default and `false` is
  * returned, which is slower but correct. scripts/bench/replica-transport.ts measures it.
+ * Large responses are framed in pooled buffers (response-frames.ts).
  */
 export async function bindServer(server: grpc.Server, listen: string, receiveWindowBytes = 0): Promise<number> {
+  installPooledResponseFrames();
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });

@@ -18,9 +18,10 @@
 // grpc-js has no hook for this, so the patch replaces two methods of its internal
 // BaseServerInterceptingCall: serializeMessage (frame into a pooled buffer) and
 // sendMessage (the same steps as grpc-js 1.14's, plus the give-back). It is installed
-// only when those methods and the helpers sendMessage uses are there; otherwise grpc-js
-// keeps its own (slower, correct). test/proto/response-frames.test.ts fails when an
-// upgrade of grpc-js leaves the patch out, so the upgrade gets looked at.
+// only on grpc-js 1.14.x and when those methods and the helpers sendMessage uses are
+// there; otherwise grpc-js keeps its own (slower, correct).
+// test/proto/response-frames.test.ts fails when an upgrade of grpc-js leaves the patch
+// out, so the upgrade gets looked at.
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 
@@ -30,6 +31,8 @@ const POOLED_MIN_BYTES = 64 * 1024;
 const POOLED_MAX_BYTES = 16 * 1024 * 1024;
 /** Idle frame buffers kept in all: they stay in a broker's resident memory. */
 const IDLE_BYTES_MAX = 32 * 1024 * 1024;
+/** The grpc-js release line whose server call the patch was written against. */
+const GRPC_JS_MINOR = '1.14';
 
 /** Buffers of power-of-two sizes, lent for one response frame each. */
 export class FramePool {
@@ -103,8 +106,11 @@ export function installPooledResponseFrames(): boolean {
   installed = false;
   let proto: Partial<ServerCall> | undefined;
   try {
+    const require = createRequire(import.meta.url);
+    // The replaced sendMessage repeats grpc-js 1.14's steps; another minor version may take others.
+    if (!String((require('@grpc/grpc-js/package.json') as { version?: unknown }).version).startsWith(`${GRPC_JS_MINOR}.`)) return false;
     // The same module instance as `import '@grpc/grpc-js'` loads (one CommonJS cache).
-    const mod = createRequire(import.meta.url)('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: Partial<ServerCall> } };
+    const mod = require('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: Partial<ServerCall> } };
     proto = mod.BaseServerInterceptingCall?.prototype;
   } catch {
     return false;

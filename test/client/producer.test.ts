@@ -134,9 +134,15 @@ test('a deliveryTimeoutMs bound fails sends the broker keeps refusing', async (t
 });
 
 test('one request carries many partitions, one batch each, and records per message come back in order', async (t) => {
-  const { broker, producer } = await setup(t, { t: 6 }, { lingerMs: 20 });
+  // Only flush seals: with a short linger, a stall of the append loop on a loaded machine
+  // let the linger timer seal the first partitions' batches before the last ones existed.
+  const { broker, producer } = await setup(t, { t: 6 }, { lingerMs: 10_000 });
   const messages = Array.from({ length: 600 }, (_, i) => ({ key: `key-${i}`, value: `value-${i}` }));
-  const r = await producer.send({ topic: 't', messages });
+  const sent = producer.send({ topic: 't', messages });
+  // One synchronous loop appends the whole send, so any buffered bytes mean all of it.
+  await waitFor('records buffered', () => producer.bufferedBytesNow > 0, 5000, 5);
+  await producer.flush();
+  const r = await sent;
   assert.equal(r.length, 600);
   assert.ok(broker.requests.length <= 2, `${broker.requests.length} requests for 600 small records`);
   assert.ok(broker.requests[0]!.topicData[0]!.partitions.length > 1);

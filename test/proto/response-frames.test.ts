@@ -1,10 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as grpc from '@grpc/grpc-js';
-import { RaftkaRpc, type FetchRequest, type FetchResponse } from '../../src/proto/raftka.ts';
-import { bindServer, serviceDefinition, shutdownServer, SERVER_OPTIONS, MESSAGE_BYTES_MAX } from '../../src/proto/rpc.ts';
+import type { FetchResponse } from '../../src/proto/raftka.ts';
 import { FramePool, installPooledResponseFrames, responseFrames } from '../../src/proto/response-frames.ts';
-import { RawClient } from '../../src/client/raw-client.ts';
+import { fetchServer } from '../support/fetch-server.ts';
 
 test('the pooled response frames are installed into the grpc-js this repository locks (an upgrade that drops them fails here)', () => {
   assert.equal(installPooledResponseFrames(), true);
@@ -49,23 +47,9 @@ function response(tag: number, size: number): FetchResponse {
 
 test('large responses framed in pooled buffers arrive intact while the buffers are given back and lent again', async (t) => {
   assert.equal(installPooledResponseFrames(), true);
-  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': MESSAGE_BYTES_MAX });
-  server.addService(serviceDefinition(RaftkaRpc), {
-    FetchStream: (call: grpc.ServerDuplexStream<FetchRequest, FetchResponse>) => {
-      // Answered out of order, so frames are taken and given back interleaved.
-      call.on('data', (req: FetchRequest) => {
-        const tag = req.maxBytes ?? 0;
-        setTimeout(() => call.write({ ...response(tag, 200_000 + (tag % 5) * 150_000), correlationId: req.correlationId ?? 0 }), tag % 4);
-      });
-      call.on('end', () => call.end());
-    },
-  });
-  const port = await bindServer(server, '127.0.0.1:0');
-  const client = new RawClient(`127.0.0.1:${port}`);
-  t.after(async () => {
-    client.close();
-    await shutdownServer(server);
-  });
+  // Answered out of order, so frames are taken and given back interleaved.
+  const size = (tag: number) => 200_000 + (tag % 5) * 150_000;
+  const client = await fetchServer(t, (tag) => response(tag, size(tag)));
   const streams = [client.fetchStream(), client.fetchStream()];
   for (let round = 0; round < 3; round++) {
     const tags = Array.from({ length: 30 }, (_, i) => round * 100 + i + 1);
@@ -73,7 +57,7 @@ test('large responses framed in pooled buffers arrive intact while the buffers a
     answers.forEach((r, i) => {
       const tag = tags[i]!;
       const records = Buffer.from(r.responses[0]!.partitions[0]!.records);
-      assert.equal(records.length, 200_000 + (tag % 5) * 150_000, `response ${tag} length`);
+      assert.equal(records.length, size(tag), `response ${tag} length`);
       assert.ok(records.every((b) => b === tag % 251), `response ${tag} intact (round ${round})`);
     });
     assert.ok(responseFrames.idleBytesNow > 0, `frames were given back after round ${round}`);

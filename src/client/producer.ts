@@ -183,6 +183,8 @@ class Batch {
   sealIndex = -1;
   /** Whether `bytes` carry their CRC (see seal). */
   crcSet = false;
+  /** Whether an earlier batch of the partition was unacknowledged when this one was last sent. */
+  sentBehindUnacked = false;
   sequence = -1;
   producerId = -1;
   producerEpoch = -1;
@@ -706,6 +708,8 @@ export class Producer {
           }
           tp.queue.shift();
           this.assignSequence(head);
+          head.sentBehindUnacked = false;
+          for (const o of tp.inFlight) if (o.sequence >= 0 && o.sealIndex < head.sealIndex) head.sentBehindUnacked = true;
           tp.inFlight.add(head);
           taken.push(head);
           bytes += head.bytes!.length;
@@ -884,10 +888,13 @@ export class Producer {
     }
     let retriable = ERRORS[name].retriable;
     if (this.idempotent && (name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID')) {
-      // Only a gap if nothing sent before this batch is still unacknowledged: otherwise
-      // the leader simply saw this batch before its predecessor (a retried predecessor,
-      // or unary requests, which HTTP/2 does not keep in order) and it is retried after it.
-      retriable = [...tp.inFlight, ...tp.queue].some((o) => o.sequence >= 0 && o.sealIndex < b.sealIndex);
+      // Only a gap if nothing sent before this batch was unacknowledged when it went out,
+      // nor is now: otherwise the leader may simply have seen it before its predecessor (a
+      // retried predecessor on a new stream, or unary requests, which HTTP/2 does not keep
+      // in order), and it is retried after it. The predecessor's acknowledgement can reach
+      // us before this refusal, so what is in flight now is not enough to tell. A retry
+      // sent with nothing unacknowledged before it that is refused again is a real gap.
+      retriable = b.sentBehindUnacked || [...tp.inFlight, ...tp.queue].some((o) => o.sequence >= 0 && o.sealIndex < b.sealIndex);
     }
     if (this.idempotent && !retriable && (name === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || name === 'UNKNOWN_PRODUCER_ID')) {
       this.failBatch(b, err);

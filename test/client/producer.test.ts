@@ -113,6 +113,44 @@ test('retriable errors resend the same bytes (same producer id and sequence) and
   assert.ok(sent.filter((h) => h.baseSequence === 0).length >= 2);
 });
 
+test('an OUT_OF_ORDER refusal that arrives after its predecessor was acknowledged is retried, not taken for a gap', async (t) => {
+  // The leader sees batch 1 before batch 0 (as a retry of 0 on a new stream can overtake
+  // it) and refuses it, but the refusal reaches the producer after 0's acknowledgement:
+  // nothing is in flight before 1 any more, yet 1 was sent behind an unacknowledged 0.
+  const { broker, producer } = await setup(t, { t: 1 }, { lingerMs: 0, batchSize: 1, maxInFlightRequests: 5, retry: { initialRetryTime: 5, maxRetryTime: 20 } });
+  let expectedSeq = 0;
+  let arrivals = 0;
+  let letZeroIn!: () => void;
+  const oneRefused = new Promise<void>((r) => (letZeroIn = r));
+  let zeroAnswered: Promise<ProduceResponse> | undefined;
+  broker.handler = (req) => {
+    const h = readBatchHeader(req.topicData[0]!.partitions[0]!.records);
+    const append = (): ProduceResponse => {
+      if (h.baseSequence !== expectedSeq) return errorAnswer(req, ERR.OUT_OF_ORDER_SEQUENCE_NUMBER);
+      expectedSeq = h.baseSequence + h.recordCount;
+      return broker.appendAll(req);
+    };
+    if (arrivals++ === 0) {
+      // Batch 0 reaches the "leader" only once batch 1 has been refused.
+      zeroAnswered = oneRefused.then(append);
+      return zeroAnswered;
+    }
+    const answer = append();
+    if (h.baseSequence !== 1 || answer.responses[0]!.partitions[0]!.errorCode === 0) return Promise.resolve(answer);
+    letZeroIn();
+    // Answered after batch 0's answer is written (then-callbacks run in registration order,
+    // and the fake broker registered its write on zeroAnswered first).
+    return zeroAnswered!.then(() => answer);
+  };
+  const results = await Promise.all([producer.send({ topic: 't', messages: [{ value: 'v0' }] }), producer.send({ topic: 't', messages: [{ value: 'v1' }] })]);
+  assert.deepEqual(results.map((r) => r[0]!.offset), [0, 1]);
+  const values = broker.batches('t', 0).flatMap((b) => decodeRecords(b.bytes).map((r) => r.value!.toString()));
+  assert.deepEqual(values, ['v0', 'v1'], 'written once each, in order');
+  assert.equal(producer.producerIdentity.producerEpoch, 0, 'no epoch bump: nothing failed');
+  const sequences = broker.requests.map((r) => readBatchHeader(r.topicData[0]!.partitions[0]!.records).baseSequence);
+  assert.deepEqual(sequences, [0, 1, 1], 'batch 1 refused once, then resent with its sequence');
+});
+
 test('a non-retriable error fails the affected send with a typed error naming the code', async (t) => {
   const { broker, producer } = await setup(t, { t: 2 }, { lingerMs: 0 });
   broker.handler = (req) => Promise.resolve(req.topicData[0]!.partitions.some((p) => p.partition === 1) ? errorAnswer(req, 10) : broker.appendAll(req));

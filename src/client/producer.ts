@@ -181,8 +181,6 @@ class Batch {
   records = 0;
   memBytes = 0;
   sealIndex = -1;
-  /** Whether `bytes` carry their CRC (see seal). */
-  crcSet = false;
   /** Whether an earlier batch of the partition was unacknowledged when this one was last sent. */
   sentBehindUnacked = false;
   sequence = -1;
@@ -492,7 +490,6 @@ export class Producer {
             partition = this.partitioner({ topic: tm.topic, key, numPartitions, availablePartitions: view.available });
           } else {
             defaultArgs.key = key;
-            defaultArgs.availablePartitions = view.available;
             partition = this.defaultPartitioner.partition(defaultArgs);
           }
           if (!Number.isInteger(partition) || partition < 0 || partition >= numPartitions) {
@@ -598,9 +595,9 @@ export class Producer {
     tp.queue.push(b);
     this.withQueued.add(tp);
     // The CRC is computed once, when the header is final: a compressed batch gets it
-    // with its compressed body, an idempotent one when its sequence is stamped on first send.
-    b.crcSet = b.compression === 0 && !this.idempotent;
-    const raw = b.builder!.build({ crc: b.crcSet });
+    // with its compressed body, an idempotent one when its sequence is stamped on first
+    // send (idempotence is settled by connect(), before any send).
+    const raw = b.builder!.build({ crc: b.compression === 0 && !this.idempotent });
     tp.lastBatchBytes = raw.length;
     b.builder = undefined;
     if (!this.partitioner) {
@@ -616,7 +613,6 @@ export class Producer {
         (bytes) => {
           if (b.done) return;
           b.bytes = bytes;
-          b.crcSet = true;
           b.ready = true;
           this.scheduleDrain();
         },
@@ -752,12 +748,7 @@ export class Producer {
   }
 
   private assignSequence(b: Batch): void {
-    if (!this.idempotent || b.sequence >= 0) {
-      // Sealed as idempotent by a producer that turned idempotence off since (a cluster
-      // without producer ids): the CRC left for the sequence stamp is set here instead.
-      if (!b.crcSet) this.setCrc(b);
-      return;
-    }
+    if (!this.idempotent || b.sequence >= 0) return;
     const tp = b.tp;
     if (this.isStale(tp)) {
       // First batch under this producer id / epoch: the leader expects sequence 0.
@@ -774,12 +765,7 @@ export class Producer {
     buf.writeBigInt64BE(BigInt(this.producerId), Off.producerId);
     buf.writeInt16BE(b.producerEpoch, Off.producerEpoch);
     buf.writeInt32BE(b.sequence, Off.baseSequence);
-    this.setCrc(b);
-  }
-
-  private setCrc(b: Batch): void {
-    b.bytes!.writeUInt32BE(computeCrc(b.bytes!), Off.crc);
-    b.crcSet = true;
+    buf.writeUInt32BE(computeCrc(buf), Off.crc);
   }
 
   private sendRequest(leader: number, batches: Batch[], acks: number): void {

@@ -1,7 +1,8 @@
 // The raw gRPC baseline's far end: a grpc-js server in its own process that takes
 // buffers and discards them, over a unary method (Send) and a bidi stream (Stream, one
-// 8-byte answer per message, as ProduceStream answers each request). Prints its port on
-// stdout, exits on SIGTERM.
+// 8-byte answer per message, as ProduceStream answers each request). Usage: grpc-sink.ts
+// [RECEIVE_WINDOW_BYTES] (raised as a broker raises its own for Produce; default: grpc-js's
+// 64 KiB). Prints its port on stdout, exits on SIGTERM.
 import * as grpc from '@grpc/grpc-js';
 import { SERVER_OPTIONS, bindServer } from '../../src/proto/rpc.ts';
 
@@ -22,6 +23,6 @@ server.addService(
     },
   },
 );
-const port = await bindServer(server, '127.0.0.1:0');
+const port = await bindServer(server, '127.0.0.1:0', Number(process.argv[2] ?? 0));
 process.stdout.write(`${port}\n`);
 process.on('SIGTERM', () => server.forceShutdown());

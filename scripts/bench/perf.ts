@@ -14,24 +14,23 @@
 // and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
 // (default 1: a full run takes about 3 minutes here). --cpu-prof DIR runs the brokers
 // under `node --cpu-prof` (profiles written at their controlled shutdown).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
 import type { BenchContext, BenchResult } from '../bench.ts';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 import { buildBatch } from '../../src/log/batch.ts';
-import { DATA_CHANNEL_OPTIONS } from '../../src/proto/rpc.ts';
 import { producePerf, type ProduceSummary } from '../../src/perf/produce.ts';
 import { consumePerf, type ConsumeSummary } from '../../src/perf/consume.ts';
 import { e2ePerf, type E2eSummary } from '../../src/perf/e2e.ts';
 import { progressLine } from '../../src/perf/coordinator.ts';
 import { LatencyRecorder, summarize } from '../../src/perf/latency.ts';
 import { barChart, latencyChart } from '../bench-support/charts.ts';
+import { rawGrpcStream, spawnSink } from '../bench-support/sinks.ts';
 
 const PARTITIONS = 6;
 const BATCH_BYTES = 64 * 1024;
@@ -113,15 +112,6 @@ function rawFdatasync(dir: string, seconds: number): { perSec: number; p50Ms: nu
   return { perSec: n / secs, p50Ms: s.p50Ms, p99Ms: s.p99Ms };
 }
 
-function spawnSink(script: string): { port: Promise<number>; kill(): void } {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`../bench-support/${script}`, import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
-  });
-  return { port, kill: () => child.kill('SIGTERM') };
-}
-
 /** One TCP connection to another process, 64 KiB writes for `seconds`, counted by the receiver. */
 async function rawTcp(payload: Buffer, seconds: number): Promise<number> {
   const sink = spawnSink('tcp-sink.ts');
@@ -142,42 +132,6 @@ async function rawTcp(payload: Buffer, seconds: number): Promise<number> {
     sock.end();
     const bytes = Number((await answer).trim());
     return bytes / 1e6 / ((performance.now() - t0) / 1000);
-  } finally {
-    sink.kill();
-  }
-}
-
-/** A grpc-js bidi stream to another process, each 64 KiB message answered, 12 in flight. */
-async function rawGrpcStream(payload: Buffer, seconds: number): Promise<number> {
-  const sink = spawnSink('grpc-sink.ts');
-  try {
-    const port = await sink.port;
-    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), DATA_CHANNEL_OPTIONS);
-    const identity = (b: Buffer) => b;
-    const call = client.makeBidiStreamRequest('/bench.Sink/Stream', identity, identity, new grpc.Metadata());
-    let answered = 0;
-    let inFlight = 0;
-    let wake: (() => void) | undefined;
-    call.on('data', () => {
-      answered++;
-      inFlight--;
-      wake?.();
-    });
-    const t0 = performance.now();
-    const end = t0 + seconds * 1000;
-    while (performance.now() < end) {
-      while (inFlight >= 12) await new Promise<void>((r) => (wake = r));
-      inFlight++;
-      if (!call.write(payload)) await new Promise((r) => call.once('drain', r));
-    }
-    while (inFlight > 0) await new Promise<void>((r) => (wake = r));
-    const mbs = (answered * payload.length) / 1e6 / ((performance.now() - t0) / 1000);
-    const closed = new Promise<void>((r) => call.once('status', () => r()));
-    call.on('error', () => undefined); // the status event reports the end either way
-    call.end();
-    await closed;
-    client.close();
-    return mbs;
   } finally {
     sink.kill();
   }
@@ -399,7 +353,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     const sync = rawFdatasync(root, 2);
     const payload = buildBatch(Array.from({ length: 62 }, (_, i) => ({ value: Buffer.alloc(1024, 97 + (i % 26)) })));
     const rawTcpMBs = await rawTcp(payload, 2);
-    const rawGrpcMBs = await rawGrpcStream(payload, 3);
+    const rawGrpcMBs = (await rawGrpcStream(payload, 3)).mbs;
     step(`  disk ${rawDiskWriteMBs.toFixed(0)} MB/s, fdatasync ${sync.perSec.toFixed(0)}/s, TCP ${rawTcpMBs.toFixed(0)} MB/s, grpc-js stream ${rawGrpcMBs.toFixed(0)} MB/s`);
 
     step('starting three nodes');

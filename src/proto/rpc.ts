@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { installPooledResponseFrames } from './response-frames.ts';
+import { installInPlaceRequestFrames, withFrameHeadroom } from './request-frames.ts';
 
 export const PROTO_DIR = dirname(fileURLToPath(new URL('../../proto/raftka.proto', import.meta.url)));
 
@@ -111,6 +112,7 @@ export interface MessageCodec<T> {
  */
 const TRANSIENT_WRITER_KEEP_BYTES = 8 * 1024 * 1024;
 let transientWriter = protobuf.Writer.create();
+let installedRequestFrames: boolean | undefined;
 
 function encodeTransient(type: protobuf.Type, v: Record<string, unknown>): Buffer {
   const w = transientWriter;
@@ -127,8 +129,13 @@ export function messageCodec<T>(type: protobuf.Type): MessageCodec<T> {
     // Plain objects go straight to `encode` (no fromObject copy): our TypeScript types
     // shape them as the proto expects.
     // A 128 KiB produce request in a fresh writer was allocated and copied about twice
-    // over on the way up, before its final copy.
-    encode: (v: T) => Buffer.from(encodeTransient(type, v as unknown as Record<string, unknown>)),
+    // over on the way up, before its final copy. The copy keeps five bytes free in front
+    // for the gRPC frame header, so a grpc-js client sends it without copying it again
+    // (request-frames.ts).
+    encode: (v: T) => {
+      installedRequestFrames ??= installInPlaceRequestFrames();
+      return withFrameHeadroom(encodeTransient(type, v as unknown as Record<string, unknown>));
+    },
     encodeTransient: (v: T) => encodeTransient(type, v as unknown as Record<string, unknown>),
     decode: (b: Uint8Array) => type.toObject(type.decode(b), TO_OBJECT) as T,
   };

@@ -18,12 +18,10 @@
 // internal IdentityHandler (reached through a CompressionFilter, which is exported). It
 // is installed only on grpc-js 1.14.x and when that method is there;
 // test/proto/request-frames.test.ts fails when an upgrade of grpc-js leaves it out.
-import { createRequire } from 'node:module';
+import { grpcJsInternal } from './grpc-internals.ts';
 
 /** The gRPC message frame header: compressed flag (1 byte) + length (4 bytes, big-endian). */
 const FRAME_HEADER_BYTES = 5;
-/** The grpc-js release line whose compression filter the patch was written against. */
-const GRPC_JS_MINOR = '1.14';
 
 /** Views whose five preceding bytes are free for a frame header (the views' owners' own memory). */
 const withHeadroom = new WeakSet<Buffer>();
@@ -52,14 +50,9 @@ export function installInPlaceRequestFrames(): boolean {
   installed = false;
   let proto: Partial<IdentityHandlerProto> | undefined;
   try {
-    const require = createRequire(import.meta.url);
-    if (!String((require('@grpc/grpc-js/package.json') as { version?: unknown }).version).startsWith(`${GRPC_JS_MINOR}.`)) return false;
-    // The same module instance as `import '@grpc/grpc-js'` loads (one CommonJS cache).
-    const mod = require('@grpc/grpc-js/build/src/compression-filter.js') as {
-      CompressionFilter?: new (channelOptions: object, sharedFilterConfig: object) => { sendCompression?: object };
-    };
+    const mod = grpcJsInternal<{ CompressionFilter?: new (channelOptions: object, sharedFilterConfig: object) => { sendCompression?: object } }>('build/src/compression-filter.js');
     // A filter built with no options sends with the identity handler.
-    const handler = mod.CompressionFilter ? new mod.CompressionFilter({}, {}).sendCompression : undefined;
+    const handler = mod?.CompressionFilter ? new mod.CompressionFilter({}, {}).sendCompression : undefined;
     proto = handler ? (Object.getPrototypeOf(handler) as Partial<IdentityHandlerProto>) : undefined;
   } catch {
     return false;

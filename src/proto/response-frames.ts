@@ -22,8 +22,8 @@
 // there; otherwise grpc-js keeps its own (slower, correct).
 // test/proto/response-frames.test.ts fails when an upgrade of grpc-js leaves the patch
 // out, so the upgrade gets looked at.
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
+import { grpcJsInternal } from './grpc-internals.ts';
 
 /** Responses below this are framed by grpc-js's own allocation (Node's buffer pool serves them cheaply). */
 const POOLED_MIN_BYTES = 64 * 1024;
@@ -31,8 +31,6 @@ const POOLED_MIN_BYTES = 64 * 1024;
 const POOLED_MAX_BYTES = 16 * 1024 * 1024;
 /** Idle frame buffers kept in all: they stay in a broker's resident memory. */
 const IDLE_BYTES_MAX = 32 * 1024 * 1024;
-/** The grpc-js release line whose server call the patch was written against. */
-const GRPC_JS_MINOR = '1.14';
 
 /** Buffers of power-of-two sizes, lent for one response frame each. */
 export class FramePool {
@@ -104,17 +102,8 @@ let installed: boolean | undefined;
 export function installPooledResponseFrames(): boolean {
   if (installed !== undefined) return installed;
   installed = false;
-  let proto: Partial<ServerCall> | undefined;
-  try {
-    const require = createRequire(import.meta.url);
-    // The replaced sendMessage repeats grpc-js 1.14's steps; another minor version may take others.
-    if (!String((require('@grpc/grpc-js/package.json') as { version?: unknown }).version).startsWith(`${GRPC_JS_MINOR}.`)) return false;
-    // The same module instance as `import '@grpc/grpc-js'` loads (one CommonJS cache).
-    const mod = require('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: Partial<ServerCall> } };
-    proto = mod.BaseServerInterceptingCall?.prototype;
-  } catch {
-    return false;
-  }
+  // The replaced sendMessage repeats grpc-js 1.14's steps; another minor version may take others.
+  const proto = grpcJsInternal<{ BaseServerInterceptingCall?: { prototype: Partial<ServerCall> } }>('build/src/server-interceptors.js')?.BaseServerInterceptingCall?.prototype;
   if (!proto || !['serializeMessage', 'sendMessage', 'checkCancelled', 'maybeSendMetadata', 'sendStatus'].every((m) => typeof (proto as Record<string, unknown>)[m] === 'function')) return false;
   const pool = responseFrames;
   // As grpc-js decides whether a failed send names its cause to the client.

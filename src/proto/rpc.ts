@@ -112,7 +112,6 @@ export interface MessageCodec<T> {
  */
 const TRANSIENT_WRITER_KEEP_BYTES = 8 * 1024 * 1024;
 let transientWriter = protobuf.Writer.create();
-let installedRequestFrames: boolean | undefined;
 
 function encodeTransient(type: protobuf.Type, v: Record<string, unknown>): Buffer {
   const w = transientWriter;
@@ -133,7 +132,7 @@ export function messageCodec<T>(type: protobuf.Type): MessageCodec<T> {
     // for the gRPC frame header, so a grpc-js client sends it without copying it again
     // (request-frames.ts).
     encode: (v: T) => {
-      installedRequestFrames ??= installInPlaceRequestFrames();
+      installInPlaceRequestFrames(); // once; later calls return at once
       return withFrameHeadroom(encodeTransient(type, v as unknown as Record<string, unknown>));
     },
     encodeTransient: (v: T) => encodeTransient(type, v as unknown as Record<string, unknown>),

@@ -2,11 +2,12 @@
 //
 // What the SDK producer costs its own process. On this machine the load generator and
 // the brokers share two cores, so every CPU-second the SDK spends is taken from the
-// brokers in a cluster run; there its cost is lost in the host's drift. Here the producer
-// sends 1 KiB records (64 KiB batches, linger 5 ms, acks=all, idempotent: the perf
-// matrix's settings) to a broker stand-in in another process that answers every request
-// at once from memory (scripts/bench-support/broker-standin.ts), so the client's CPU per
-// MB and its throughput are measured alone.
+// brokers in a cluster run; there its cost is lost in the host's drift. Here the perf
+// tool's producer (src/perf/producer-load.ts, as `raftka perf produce` runs it) sends 1 KiB
+// records (64 KiB batches, linger 5 ms, acks=all, idempotent: the perf matrix's settings)
+// to a broker stand-in in another process that answers every request at once from memory
+// (scripts/bench-support/broker-standin.ts), so the client's CPU per MB and its
+// throughput are measured alone.
 //
 // Baseline, in the same run: a raw grpc-js bidi stream from this process to a sink in
 // another (scripts/bench-support/grpc-sink.ts) writing one prepared message of the size
@@ -19,8 +20,7 @@
 // JSON: sdkProduceMBs, sdkProduceCpuMsPerMB, sdkProduceRecordsPerCpuSec, rawGrpcMBs,
 // rawGrpcCpuMsPerMB, cpuRatio (SDK CPU per MB / raw CPU per MB), records, rounds.
 import type { BenchContext, BenchResult } from '../bench.ts';
-import { Raftka } from '../../src/client/index.ts';
-import type { Message } from '../../src/client/producer.ts';
+import { prepareProducerLoad } from '../../src/perf/producer-load.ts';
 import { DATA_FLOW_CONTROL_WINDOW_BYTES } from '../../src/proto/rpc.ts';
 import { rawGrpcStream, spawnSink } from '../bench-support/sinks.ts';
 
@@ -28,10 +28,6 @@ const TOPIC = 'sdk-bench';
 const PARTITIONS = 6;
 const RECORD_BYTES = 1024;
 const BATCH_BYTES = 64 * 1024;
-/** Records per send(): about one batch, as the perf tool's unpaced sender does. */
-const CHUNK = Math.floor(BATCH_BYTES / (RECORD_BYTES + 12));
-/** send() calls awaiting acknowledgement before the sender waits (the perf tool's bound). */
-const OUTSTANDING_SENDS_MAX = 256;
 /** The stand-in's and the sink's HTTP/2 receive window: a broker's (DATA_FLOW_CONTROL_WINDOW_BYTES). */
 const RECEIVE_WINDOW_BYTES = DATA_FLOW_CONTROL_WINDOW_BYTES;
 
@@ -51,56 +47,44 @@ interface SdkRound {
   cpuMsPerMB: number;
 }
 
-/** One producer, `records` sent as fast as it takes them after `warmup` unmeasured. */
+/**
+ * One producer of the perf tool (`raftka perf produce`'s, src/perf/producer-load.ts):
+ * `records` sent as fast as it takes them, after `warmup` unmeasured.
+ */
 async function sdkRound(port: number, records: number, warmup: number): Promise<SdkRound> {
-  const producer = new Raftka({ brokers: [`127.0.0.1:${port}`], clientId: 'bench-sdk' }).producer({ batchSize: BATCH_BYTES, lingerMs: 5 });
-  await producer.connect();
+  const load = await prepareProducerLoad({
+    bootstrap: [`127.0.0.1:${port}`],
+    topic: TOPIC,
+    records,
+    recordSize: RECORD_BYTES,
+    ratePerSec: -1,
+    acks: -1,
+    compression: 'none',
+    batchSize: BATCH_BYTES,
+    lingerMs: 5,
+    payloadJson: false,
+    stamp: false,
+    warmupRecords: warmup,
+  });
   try {
-    // Distinct values (not one buffer repeated) so nothing benefits from a hot cache line.
-    const chunks: Message[][] = Array.from({ length: 8 }, (_, c) =>
-      Array.from({ length: CHUNK }, (_, i) => ({ value: Buffer.alloc(RECORD_BYTES, (c * CHUNK + i) % 251) })),
-    );
-    // A counter and one waiter, as the perf tool's sender: racing the outstanding sends
-    // would attach a reaction to each of them per send and measure that instead.
-    const send = async (n: number): Promise<void> => {
-      let outstanding = 0;
-      let failure: unknown;
-      let slotFree: (() => void) | undefined;
-      const settle = () => {
-        outstanding--;
-        const f = slotFree;
-        slotFree = undefined;
-        f?.();
-      };
-      for (let sent = 0, c = 0; sent < n; sent += CHUNK, c++) {
-        const messages = chunks[c % chunks.length]!;
-        outstanding++;
-        producer.send({ topic: TOPIC, messages: n - sent >= CHUNK ? messages : messages.slice(0, n - sent) }).then(settle, (e: unknown) => {
-          failure ??= e;
-          settle();
-        });
-        while (outstanding >= OUTSTANDING_SENDS_MAX) await new Promise<void>((r) => (slotFree = r));
-      }
-      while (outstanding > 0) await new Promise<void>((r) => (slotFree = r));
-      if (failure !== undefined) throw failure;
-    };
-    await send(warmup);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    await send(records);
+    let acked = 0;
+    const final = await load.run(Date.now(), (r) => (acked += r.records));
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    if (final.firstError !== undefined || acked !== records) throw new Error(`the SDK round acknowledged ${acked} of ${records} records: ${final.firstError ?? 'no error'}`);
     const mb = (records * RECORD_BYTES) / 1e6;
     return { mbs: mb / seconds, cpuMsPerMB: (cpu.user + cpu.system) / 1000 / mb };
   } finally {
-    await producer.disconnect();
+    await load.close();
   }
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
   const records = Number(arg(ctx.args, '--records') ?? 300_000);
   const rounds = Number(arg(ctx.args, '--rounds') ?? 3);
-  if (!(records >= CHUNK) || !(rounds >= 1)) throw new Error(`--records must be at least ${CHUNK} and --rounds at least 1`);
+  if (!(records >= 1000) || !(rounds >= 1)) throw new Error('--records must be at least 1000 and --rounds at least 1');
   const standin = spawnSink('broker-standin.ts', [TOPIC, String(PARTITIONS)]);
   const rawPayload = Buffer.alloc(PARTITIONS * BATCH_BYTES, 0x61);
   const sdk: SdkRound[] = [];

@@ -1,13 +1,21 @@
 // A one-broker stand-in for SDK tests that need to control answers: Metadata for the
 // topics it is given, InitProducerId, and Produce / ProduceStream answered by a handler
 // the test supplies (hold, fail, or succeed per partition). It keeps each partition's
-// appended records so tests can check exactly-once and order.
+// appended records so tests can check exactly-once and order. The SDK benchmark runs it
+// in a process of its own with `answerOnly` (scripts/bench-support/broker-standin.ts).
 import * as grpc from '@grpc/grpc-js';
 import { RaftkaRpc, type ProduceRequest, type ProduceResponse } from '../../src/proto/raftka.ts';
 import { bindServer, serviceDefinition, SERVER_OPTIONS, shutdownServer } from '../../src/proto/rpc.ts';
 import { readBatchHeader } from '../../src/log/batch.ts';
 
 export type ProduceHandler = (req: ProduceRequest) => Promise<ProduceResponse>;
+
+export interface FakeBrokerOptions {
+  /** Keep every produce request in `requests` (default true). */
+  keepRequests?: boolean;
+  /** The server's HTTP/2 receive window (bindServer); grpc-js's default when unset. */
+  receiveWindowBytes?: number;
+}
 
 export class FakeBroker {
   private server = new grpc.Server(SERVER_OPTIONS);
@@ -18,7 +26,10 @@ export class FakeBroker {
   private readonly logs = new Map<string, { next: number; batches: Array<{ baseOffset: number; bytes: Buffer }> }>();
   private nextProducerId = 1000;
 
-  constructor(private readonly topics: Record<string, number>) {}
+  constructor(
+    private readonly topics: Record<string, number>,
+    private readonly opts: FakeBrokerOptions = {},
+  ) {}
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
@@ -43,6 +54,21 @@ export class FakeBroker {
           log.next += h.lastOffset - h.baseOffset + 1;
           return { partition: p.partition, errorCode: 0, errorMessage: '', baseOffset, logAppendTimeMs: -1, logStartOffset: 0, currentLeader: null };
         }),
+      })),
+    };
+  }
+
+  /** Answers every batch of the request with an offset, keeping nothing. */
+  answerOnly(req: ProduceRequest): ProduceResponse {
+    let offset = 0;
+    return {
+      correlationId: req.correlationId ?? 0,
+      errorCode: 0,
+      errorMessage: '',
+      responses: req.topicData.map((td) => ({
+        name: td.name ?? '',
+        topicId: '',
+        partitions: td.partitions.map((p) => ({ partition: p.partition, errorCode: 0, errorMessage: '', baseOffset: (offset += 1000), logAppendTimeMs: -1, logStartOffset: 0, currentLeader: null })),
       })),
     };
   }
@@ -74,12 +100,12 @@ export class FakeBroker {
       ),
       InitProducerId: unary(() => Promise.resolve({ errorCode: 0, errorMessage: '', producerId: this.nextProducerId++, producerEpoch: 0 })),
       Produce: unary((req: ProduceRequest) => {
-        this.requests.push(req);
+        if (this.opts.keepRequests !== false) this.requests.push(req);
         return this.handler(req);
       }),
       ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>) => {
         call.on('data', (req: ProduceRequest) => {
-          this.requests.push(req);
+          if (this.opts.keepRequests !== false) this.requests.push(req);
           this.handler(req).then(
             (res) => call.write({ ...res, correlationId: req.correlationId ?? 0 }),
             () => call.destroy(),
@@ -89,7 +115,7 @@ export class FakeBroker {
         call.on('error', () => undefined);
       },
     });
-    this.port = await bindServer(this.server, '127.0.0.1:0');
+    this.port = await bindServer(this.server, '127.0.0.1:0', this.opts.receiveWindowBytes ?? 0);
   }
 
   async stop(): Promise<void> {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { numberArg } from '../bench-support/args.ts';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 import { buildBatch, iterateBatches } from '../../src/log/batch.ts';
@@ -22,11 +23,6 @@ const PARTITIONS = 6;
 const RECORD_BYTES = 1024;
 const RECORDS_PER_BATCH = 64;
 const IN_FLIGHT_PER_PARTITION = 2;
-
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -101,8 +97,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const seconds = arg(ctx.args, '--seconds', 10);
-  const trials = arg(ctx.args, '--trials', 5);
+  const seconds = numberArg(ctx.args, '--seconds', 10);
+  const trials = numberArg(ctx.args, '--trials', 5);
   const root = mkdtempSync(join(tmpdir(), 'raftka-bench-cluster-'));
   const ports = await freePorts(6);
   const cluster = ProcessCluster.prepare({ root, nodeIds: [1, 2, 3], clientPorts: ports.slice(0, 3), controllerPorts: ports.slice(3), overrides: DEV_OVERRIDES });

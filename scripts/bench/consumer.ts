@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { numberArg, median } from '../bench-support/args.ts';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { Raftka, PartitionAssigners, type Consumer } from '../../src/client/index.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
@@ -30,16 +31,6 @@ import { iterateBatches } from '../../src/log/batch.ts';
 const PARTITIONS = 6;
 const RECORD_BYTES = 1024;
 
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, pollMs = 5): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
@@ -49,8 +40,8 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const mb = arg(ctx.args, '--mb', 128);
-  const reps = Math.max(5, arg(ctx.args, '--reps', 5));
+  const mb = numberArg(ctx.args, '--mb', 128);
+  const reps = Math.max(5, numberArg(ctx.args, '--reps', 5));
   const root = mkdtempSync(join(tmpdir(), 'raftka-bench-consumer-'));
   const ports = await freePorts(6);
   const cluster = ProcessCluster.prepare({ root, nodeIds: [1, 2, 3], clientPorts: ports.slice(0, 3), controllerPorts: ports.slice(3), overrides: { ...DEV_OVERRIDES, 'offsets.topic.num.partitions': '6' } });

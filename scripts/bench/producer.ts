@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { numberArg } from '../bench-support/args.ts';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { Raftka, type Admin, type Message, type Producer, type ProducerOptions } from '../../src/client/index.ts';
 import { RawClient, type ProduceStream } from '../../src/client/raw-client.ts';
@@ -27,11 +28,6 @@ import { buildBatch } from '../../src/log/batch.ts';
 const PARTITIONS = 6;
 const SEND_RECORDS = 100;
 const OUTSTANDING_SENDS = 256;
-
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
 
 function values(bytes: number, n: number, json: boolean): Buffer[] {
   return Array.from({ length: n }, (_, i) => {
@@ -148,7 +144,7 @@ async function rawBaseline(admin: Admin, cluster: ProcessCluster, topic: string,
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const seconds = arg(ctx.args, '--seconds', 8);
+  const seconds = numberArg(ctx.args, '--seconds', 8);
   const root = mkdtempSync(join(tmpdir(), 'raftka-bench-producer-'));
   const ports = await freePorts(6);
   const cluster = ProcessCluster.prepare({ root, nodeIds: [1, 2, 3], clientPorts: ports.slice(0, 3), controllerPorts: ports.slice(3), overrides: DEV_OVERRIDES });

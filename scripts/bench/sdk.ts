@@ -22,7 +22,8 @@
 import type { BenchContext, BenchResult } from '../bench.ts';
 import { prepareProducerLoad } from '../../src/perf/producer-load.ts';
 import { DATA_FLOW_CONTROL_WINDOW_BYTES } from '../../src/proto/rpc.ts';
-import { rawGrpcStream, spawnSink } from '../bench-support/sinks.ts';
+import { median, numberArg } from '../bench-support/args.ts';
+import { rawGrpcStream, spawnSink, type RawGrpcResult } from '../bench-support/sinks.ts';
 
 const TOPIC = 'sdk-bench';
 const PARTITIONS = 6;
@@ -30,17 +31,6 @@ const RECORD_BYTES = 1024;
 const BATCH_BYTES = 64 * 1024;
 /** The stand-in's and the sink's HTTP/2 receive window: a broker's (DATA_FLOW_CONTROL_WINDOW_BYTES). */
 const RECEIVE_WINDOW_BYTES = DATA_FLOW_CONTROL_WINDOW_BYTES;
-
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 interface SdkRound {
   mbs: number;
@@ -82,13 +72,13 @@ async function sdkRound(port: number, records: number, warmup: number): Promise<
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const records = Number(arg(ctx.args, '--records') ?? 300_000);
-  const rounds = Number(arg(ctx.args, '--rounds') ?? 3);
+  const records = numberArg(ctx.args, '--records', 300_000);
+  const rounds = numberArg(ctx.args, '--rounds', 3);
   if (!(records >= 1000) || !(rounds >= 1)) throw new Error('--records must be at least 1000 and --rounds at least 1');
   const standin = spawnSink('broker-standin.ts', [TOPIC, String(PARTITIONS)]);
   const rawPayload = Buffer.alloc(PARTITIONS * BATCH_BYTES, 0x61);
   const sdk: SdkRound[] = [];
-  const raw: Array<{ mbs: number; cpuMsPerMB: number }> = [];
+  const raw: RawGrpcResult[] = [];
   try {
     const port = await standin.port;
     for (let r = 1; r <= rounds; r++) {

@@ -123,6 +123,9 @@ function encodeTransient(type: protobuf.Type, v: Record<string, unknown>): Buffe
 }
 
 export function messageCodec<T>(type: protobuf.Type): MessageCodec<T> {
+  // Codecs are made when services are defined, before anything is sent: the patch that
+  // frames `encode`'s results in place is in by then (once per process).
+  installInPlaceRequestFrames();
   return {
     type,
     // Plain objects go straight to `encode` (no fromObject copy): our TypeScript types
@@ -131,10 +134,7 @@ export function messageCodec<T>(type: protobuf.Type): MessageCodec<T> {
     // over on the way up, before its final copy. The copy keeps five bytes free in front
     // for the gRPC frame header, so a grpc-js client sends it without copying it again
     // (request-frames.ts).
-    encode: (v: T) => {
-      installInPlaceRequestFrames(); // once; later calls return at once
-      return withFrameHeadroom(encodeTransient(type, v as unknown as Record<string, unknown>));
-    },
+    encode: (v: T) => withFrameHeadroom(encodeTransient(type, v as unknown as Record<string, unknown>)),
     encodeTransient: (v: T) => encodeTransient(type, v as unknown as Record<string, unknown>),
     decode: (b: Uint8Array) => type.toObject(type.decode(b), TO_OBJECT) as T,
   };

@@ -4,11 +4,25 @@
 // appended records so tests can check exactly-once and order. The SDK benchmark runs it
 // in a process of its own with `answerOnly` (scripts/bench-support/broker-standin.ts).
 import * as grpc from '@grpc/grpc-js';
-import { RaftkaRpc, type ProduceRequest, type ProduceResponse } from '../../src/proto/raftka.ts';
+import { RaftkaRpc, type PartitionProduceData, type ProduceRequest, type ProduceResponse } from '../../src/proto/raftka.ts';
 import { bindServer, serviceDefinition, SERVER_OPTIONS, shutdownServer } from '../../src/proto/rpc.ts';
 import { readBatchHeader } from '../../src/log/batch.ts';
 
 export type ProduceHandler = (req: ProduceRequest) => Promise<ProduceResponse>;
+
+/** A successful answer to every partition of `req`, at the base offset `baseOffsetOf` gives. */
+function answer(req: ProduceRequest, baseOffsetOf: (topic: string | undefined, p: PartitionProduceData) => number): ProduceResponse {
+  return {
+    correlationId: req.correlationId ?? 0,
+    errorCode: 0,
+    errorMessage: '',
+    responses: req.topicData.map((td) => ({
+      name: td.name ?? '',
+      topicId: '',
+      partitions: td.partitions.map((p) => ({ partition: p.partition, errorCode: 0, errorMessage: '', baseOffset: baseOffsetOf(td.name, p), logAppendTimeMs: -1, logStartOffset: 0, currentLeader: null })),
+    })),
+  };
+}
 
 export interface FakeBrokerOptions {
   /** Keep every produce request in `requests` (default true). */
@@ -37,40 +51,22 @@ export class FakeBroker {
 
   /** Appends every batch of the request and answers with offsets (no dedup: tests check what arrived). */
   appendAll(req: ProduceRequest): ProduceResponse {
-    return {
-      correlationId: req.correlationId ?? 0,
-      errorCode: 0,
-      errorMessage: '',
-      responses: req.topicData.map((td) => ({
-        name: td.name ?? '',
-        topicId: '',
-        partitions: td.partitions.map((p) => {
-          const key = `${td.name}-${p.partition}`;
-          let log = this.logs.get(key);
-          if (!log) this.logs.set(key, (log = { next: 0, batches: [] }));
-          const h = readBatchHeader(p.records);
-          const baseOffset = log.next;
-          log.batches.push({ baseOffset, bytes: Buffer.from(p.records) });
-          log.next += h.lastOffset - h.baseOffset + 1;
-          return { partition: p.partition, errorCode: 0, errorMessage: '', baseOffset, logAppendTimeMs: -1, logStartOffset: 0, currentLeader: null };
-        }),
-      })),
-    };
+    return answer(req, (topic, p) => {
+      const key = `${topic}-${p.partition}`;
+      let log = this.logs.get(key);
+      if (!log) this.logs.set(key, (log = { next: 0, batches: [] }));
+      const h = readBatchHeader(p.records);
+      const baseOffset = log.next;
+      log.batches.push({ baseOffset, bytes: Buffer.from(p.records) });
+      log.next += h.lastOffset - h.baseOffset + 1;
+      return baseOffset;
+    });
   }
 
   /** Answers every batch of the request with an offset, keeping nothing. */
   answerOnly(req: ProduceRequest): ProduceResponse {
     let offset = 0;
-    return {
-      correlationId: req.correlationId ?? 0,
-      errorCode: 0,
-      errorMessage: '',
-      responses: req.topicData.map((td) => ({
-        name: td.name ?? '',
-        topicId: '',
-        partitions: td.partitions.map((p) => ({ partition: p.partition, errorCode: 0, errorMessage: '', baseOffset: (offset += 1000), logAppendTimeMs: -1, logStartOffset: 0, currentLeader: null })),
-      })),
-    };
+    return answer(req, () => (offset += 1000));
   }
 
   batches(topic: string, partition: number): Array<{ baseOffset: number; bytes: Buffer }> {

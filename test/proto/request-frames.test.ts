@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
+import { grpcJsInternal } from '../../src/proto/grpc-internals.ts';
 import { installInPlaceRequestFrames, withFrameHeadroom } from '../../src/proto/request-frames.ts';
 import { bindServer, messageCodec, SERVER_OPTIONS, shutdownServer } from '../../src/proto/rpc.ts';
 import { RaftkaRpc, type ProduceRequest } from '../../src/proto/raftka.ts';
@@ -12,9 +12,9 @@ interface Sender {
 
 /** The handler a grpc-js client call frames its messages with when nothing is compressed. */
 function identityHandler(): Sender {
-  const require = createRequire(import.meta.url);
-  const { CompressionFilter } = require('@grpc/grpc-js/build/src/compression-filter.js') as { CompressionFilter: new (o: object, s: object) => { sendCompression: Sender } };
-  return new CompressionFilter({}, {}).sendCompression;
+  const mod = grpcJsInternal<{ CompressionFilter: new (o: object, s: object) => { sendCompression: Sender } }>('build/src/compression-filter.js');
+  assert.ok(mod, 'grpc-js of the locked release line');
+  return new mod.CompressionFilter({}, {}).sendCompression;
 }
 
 test('in-place request frames are installed into the grpc-js this repository locks (an upgrade that drops them fails here)', () => {

@@ -8,7 +8,8 @@
 // Runs: produce 100 B and 1 KiB records as fast as they go; produce 1 KiB at a fixed
 // 5,000 records/s (send-to-ack percentiles); consume the 1 KiB topic with one member and
 // with three; end-to-end latency at 5,000 records/s; produce with lz4 on compressible
-// JSON values (MB/s of uncompressed values). Peak RSS (VmHWM) of every broker process.
+// JSON values (MB/s of uncompressed values); produce 1 KiB with smaller batches (the
+// batch-size sweep). Peak RSS (VmHWM) of every broker process.
 //
 // Writes bench/results/<timestamp>.json (every figure and the settings), bench/report.md
 // and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
@@ -33,14 +34,27 @@ import { barChart, latencyChart } from '../bench-support/charts.ts';
 import { rawGrpcStream, spawnSink } from '../bench-support/sinks.ts';
 
 const PARTITIONS = 6;
-const BATCH_BYTES = 64 * 1024;
 /**
- * Linger of the fixed-rate runs. At 5,000 records/s the sender hands over what is due
- * every millisecond; linger 1 ms groups those into fewer requests per partition than
- * linger 0, which measured about the same p50 and a lower p99 here (the producer keeps
- * at most 5 idempotent requests in flight per broker).
+ * The producers' settings in every run: the OpenMessaging Benchmark's Kafka throughput
+ * profile (driver-kafka/kafka-throughput.yaml: acks=all, linger.ms=1, batch.size=1 MiB).
+ * A cluster's CPU here goes mostly to work per batch, not per byte: fitted over 16 KiB to
+ * 256 KiB batches of 1 KiB records, the three brokers together spent about 0.65 ms per
+ * batch and 20 ms per MB. 64 KiB batches (this matrix's setting until 2026-12-03) made
+ * 37-48 MB/s, 1 MiB batches 76-85 MB/s, near the disk's limit for three replicas
+ * (fresh-page writes / 3). The sweep run (BATCH_SWEEP_BYTES) keeps the smaller sizes in
+ * the report.
+ *
+ * Linger: at 5,000 records/s the sender hands over what is due every millisecond;
+ * linger 1 ms groups those into fewer requests per partition than linger 0, which
+ * measured about the same p50 and a lower p99 here (the producer keeps at most 5
+ * idempotent requests in flight per broker). At full speed each send() brings a
+ * thousand records at once, so batches fill before linger matters (1 MiB batches
+ * measured the same with linger 1 and 5 ms).
  */
-const LATENCY_LINGER_MS = 1;
+const BATCH_BYTES = 1 << 20;
+const LINGER_MS = 1;
+/** Batch sizes of the 1 KiB sweep, besides BATCH_BYTES: Kafka's default (16 KiB) and two between. */
+const BATCH_SWEEP_BYTES = [16 * 1024, 64 * 1024, 256 * 1024] as const;
 /**
  * The fixed-rate producers run in a worker thread of their own and first send this many
  * records at the same rate, unmeasured (20 s at 5,000/s). Run cold in the main thread,
@@ -207,6 +221,8 @@ interface Runs {
   consume3?: ConsumeSummary;
   e2e?: E2eSummary;
   lz4?: ProduceSummary;
+  /** 1 KiB produce at each of BATCH_SWEEP_BYTES, keyed by batch bytes. */
+  batchSweep?: Record<number, ProduceSummary>;
 }
 
 type Fields = Record<string, number>;
@@ -273,6 +289,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['consume 1 KiB, three members, MB/s', f(fields['consumeMBs1KiB3'])],
       ['end-to-end p99 at 5,000/s, ms (target <= 20)', f(fields['e2eP99Ms'], 2)],
       ['produce lz4 JSON, MB/s of values', f(fields['produceMBsLz4'])],
+      ...BATCH_SWEEP_BYTES.map((b) => [`produce 1 KiB with ${b / 1024} KiB batches, MB/s`, f(fields[`produceMBs1KiBBatch${b / 1024}KiB`])] as [string, number]),
       ['broker peak RSS, max MB (target <= 150)', f(fields['brokerRssMaxMB'])],
       ['raw disk write, fresh pages, MB/s', f(fields['rawDiskWriteMBs'])],
       ['raw 4 KiB write+fdatasync, per s (last matrix)', f(last.sync.perSec, 0)],
@@ -346,7 +363,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     if (ms > 200) step(`  (sync: ${ms.toFixed(0)} ms of writeback before the next run)`);
     await new Promise((r) => setTimeout(r, 200));
   };
-  const common = { bootstrap, acks: -1, compression: 'none' as const, batchSize: BATCH_BYTES, lingerMs: 5, producers, payloadJson: false, stamp: false };
+  const common = { bootstrap, acks: -1, compression: 'none' as const, batchSize: BATCH_BYTES, lingerMs: LINGER_MS, producers, payloadJson: false, stamp: false };
   try {
     step('baselines: disk, fdatasync, TCP, grpc-js stream');
     const rawDiskWriteMBs = rawDiskWrite(root, 512);
@@ -360,7 +377,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     cluster.startAll();
     await cluster.waitReady(60_000, 50);
     const admin = new RawClient(bootstrap[0]!);
-    const topics = ['warm', 'p100', 'p1k', 'lat', 'e2e', 'lz4'];
+    const topics = ['warm', 'p100', 'p1k', 'lat', 'e2e', 'lz4', 'sweep'];
     const created = await admin.createTopics({ topics: topics.map((name) => ({ name, numPartitions: PARTITIONS, replicationFactor: 3 })), timeoutMs: 30_000 });
     admin.close();
     for (const t of created.topics) if (t.errorCode !== 0) throw new Error(`create topic ${t.name}: error ${t.errorCode} ${t.errorMessage}`);
@@ -372,12 +389,12 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     await settle('start-up and warm-up');
     if (want('latency')) {
       step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
-      runs.produceLat = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), lingerMs: LATENCY_LINGER_MS, topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
+      runs.produceLat = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
     }
     await settle('latency');
     if (want('e2e')) {
       step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
-      runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: LATENCY_LINGER_MS, timeoutMs: 10_000, warmupRecords: n(LATENCY_WARMUP_RECORDS), onProgress: onProgress('read') });
+      runs.e2e = await e2ePerf({ bootstrap, topic: 'e2e', numRecords: n(50_000), throughput: 5000, recordSize: 1024, acks: -1, compression: 'none', batchSize: BATCH_BYTES, lingerMs: LINGER_MS, timeoutMs: 10_000, warmupRecords: n(LATENCY_WARMUP_RECORDS), onProgress: onProgress('read') });
     }
     await settle('e2e');
     if (want('produce100')) {
@@ -401,7 +418,16 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       step(`produce lz4 on compressible 1 KiB JSON values (${n(400_000)} records after ${warmup(400_000)} unmeasured)`);
       runs.lz4 = await producePerf({ ...common, compression: 'lz4', payloadJson: true, topic: 'lz4', numRecords: n(400_000), warmupRecords: warmup(400_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
     }
-    closeRssWindow('lz4');
+    await settle('lz4');
+    if (want('sweep')) {
+      // Its own topic, so the consume runs read only the 1 MiB batches of p1k.
+      runs.batchSweep = {};
+      for (const batchSize of BATCH_SWEEP_BYTES) {
+        step(`produce 1 KiB records with ${batchSize / 1024} KiB batches (${n(150_000)} records after ${warmup(150_000)} unmeasured)`);
+        runs.batchSweep[batchSize] = await producePerf({ ...common, batchSize, topic: 'sweep', numRecords: n(150_000), warmupRecords: warmup(150_000), recordSize: 1024, throughput: -1, onProgress: onProgress('sent') });
+      }
+    }
+    closeRssWindow('sweep');
     step(`peak RSS of the brokers: ${Object.entries(rss).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(', ')}`);
 
     const fields = {
@@ -413,6 +439,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       consumeMBs1KiB3: runs.consume3?.mbPerSec ?? NaN,
       e2eP99Ms: runs.e2e?.p99Ms ?? NaN,
       produceMBsLz4: runs.lz4?.mbPerSec ?? NaN,
+      ...Object.fromEntries(BATCH_SWEEP_BYTES.map((b) => [`produceMBs1KiBBatch${b / 1024}KiB`, runs.batchSweep?.[b]?.mbPerSec ?? NaN])),
       brokerRssMaxMB: Math.max(...Object.values(rss)),
       rawDiskWriteMBs,
       rawTcpMBs,
@@ -422,7 +449,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       startedAt: started.toISOString(),
       seconds: (performance.now() - t0) / 1000,
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGB: totalmem() / 1e9, node: process.version, loadAvgAtEnd: (await import('node:os')).loadavg(), stealPercent: stealPercentSince(ticksAtStart) },
-      settings: { scale, producers, partitions: PARTITIONS, replicationFactor: 3, acks: 'all', batchSize: BATCH_BYTES, lingerMs: { throughput: 5, latency: LATENCY_LINGER_MS }, latencyWarmupRecords: n(LATENCY_WARMUP_RECORDS), throughputWarmupShare: THROUGHPUT_WARMUP_SHARE, durable: 'flush.before.ack=true (default)', overrides: DEV_OVERRIDES, cpuProfiles: profDir ?? null },
+      settings: { scale, producers, partitions: PARTITIONS, replicationFactor: 3, acks: 'all', batchSize: BATCH_BYTES, lingerMs: LINGER_MS, batchSweepBytes: BATCH_SWEEP_BYTES, latencyWarmupRecords: n(LATENCY_WARMUP_RECORDS), throughputWarmupShare: THROUGHPUT_WARMUP_SHARE, durable: 'flush.before.ack=true (default)', overrides: DEV_OVERRIDES, cpuProfiles: profDir ?? null },
       fields,
       rawFdatasync: sync,
       runs,
@@ -457,6 +484,12 @@ async function writeCharts(fields: Record<string, number>, runs: Runs): Promise<
     { label: 'raw grpc-js stream', value: fields.rawGrpcMBs!, kind: 'baseline' },
   ]);
   writeFileSync(join(dir, 'throughput.svg'), tp);
+  const sweep = await barChart('Produce 1 KiB records (MB/s, log scale) by producer batch.size, RF 3, acks=all', 'MB/s', [
+    ...BATCH_SWEEP_BYTES.map((b) => ({ label: `batch.size ${b / 1024} KiB`, value: fields[`produceMBs1KiBBatch${b / 1024}KiB`]!, kind: 'raftka' })),
+    { label: `batch.size ${BATCH_BYTES / 1024} KiB (the matrix's)`, value: fields.produceMBs1KiB!, kind: 'raftka' },
+    { label: 'raw disk write (fresh pages) / 3 replicas', value: fields.rawDiskWriteMBs! / 3, kind: 'baseline' },
+  ]);
+  writeFileSync(join(dir, 'batch-size.svg'), sweep);
   const pts = (s: { p50Ms: number; p95Ms: number; p99Ms: number; p999Ms: number; maxMs: number } | undefined) =>
     s ? [
       { percentile: 'p50', ms: s.p50Ms },
@@ -505,11 +538,14 @@ function writeReport(
     `| consume 1 KiB, three members (MB/s) | ${v(fields.consumeMBs1KiB3)} | | | raw Node TCP ${v(fields.rawTcpMBs, 0)} MB/s |`,
     `| end to end at 5,000/s, p99 (ms) | ${v(fields.e2eP99Ms, 2)} | ≤ 20 | ${ok(fields.e2eP99Ms!, 20, 'max')} | |`,
     `| produce lz4 JSON 1 KiB (MB/s of values) | ${v(fields.produceMBsLz4)} | | | |`,
+    ...BATCH_SWEEP_BYTES.map((b) => `| produce 1 KiB records, ${b / 1024} KiB batches (MB/s) | ${v(fields[`produceMBs1KiBBatch${b / 1024}KiB`])} | | | |`),
     `| broker peak RSS, max (MB) | ${v(fields.brokerRssMaxMB, 0)} | ≤ 150 | ${ok(fields.brokerRssMaxMB!, 150, 'max')} | ${Object.entries(rss).map(([k, x]) => `${k} ${v(x, 0)}`).join(', ')} |`,
     '',
     '![throughput](charts/throughput.svg)',
     '',
     '![latency](charts/latency.svg)',
+    '',
+    '![batch size](charts/batch-size.svg)',
     '',
     '## Runs',
     '',
@@ -521,6 +557,7 @@ function writeReport(
         ['produce 1 KiB, as fast as possible', runs.produce1k],
         ['produce 1 KiB at 5,000/s, linger 1 ms', runs.produceLat],
         ['produce lz4 JSON 1 KiB', runs.lz4],
+        ...BATCH_SWEEP_BYTES.map((b) => [`produce 1 KiB, ${b / 1024} KiB batches`, runs.batchSweep?.[b]] as const),
       ] as const
     ).map(([name, s]) => (s ? `| ${name} | ${s.records} | ${v(s.recordsPerSec, 0)} | ${v(s.mbPerSec)} | ${v(s.avgMs, 2)} | ${v(s.p50Ms, 2)} | ${v(s.p95Ms, 2)} | ${v(s.p99Ms, 2)} | ${v(s.p999Ms, 2)} | ${v(s.maxMs, 2)} |` : `| ${name} | not run |||||||||`)),
     runs.e2e
@@ -550,7 +587,7 @@ function writeReport(
           '',
         ]
       : []),
-    `Throughput runs use ${record.settings.producers} SDK producer instances (each in its own worker thread) sending as fast as the producers take records (64 KiB batches, linger 5 ms, idempotent), so their latencies include time queued in the producers' 32 MiB buffers; the fixed-rate runs (one producer in a worker thread of its own, linger 1 ms, after ${(record.settings.latencyWarmupRecords ?? 0).toLocaleString('en-US')} unmeasured records) measure latency. Consume MB/s counts record batches as stored (1 KiB values plus about 1.5% framing).`,
+    `Throughput runs use ${record.settings.producers} SDK producer instances (each in its own worker thread) sending as fast as the producers take records (${BATCH_BYTES / 1024} KiB batches, linger ${LINGER_MS} ms, idempotent: the OpenMessaging Benchmark's Kafka throughput profile; the sweep rows use smaller batches), so their latencies include time queued in the producers' 32 MiB buffers; the fixed-rate runs (one producer in a worker thread of its own, same settings, after ${(record.settings.latencyWarmupRecords ?? 0).toLocaleString('en-US')} unmeasured records) measure latency. Consume MB/s counts record batches as stored (1 KiB values plus about 1.5% framing).`,
     '',
   ];
   mkdirSync(join(REPO, 'bench'), { recursive: true });

@@ -4,7 +4,8 @@
 // the brokers share two cores, so every CPU-second the SDK spends is taken from the
 // brokers in a cluster run; there its cost is lost in the host's drift. Here the perf
 // tool's producer (src/perf/producer-load.ts, as `raftka perf produce` runs it) sends 1 KiB
-// records (64 KiB batches, linger 5 ms, acks=all, idempotent: the perf matrix's settings)
+// records (64 KiB batches, linger 5 ms, acks=all, idempotent: the perf matrix's settings
+// until 2026-12-03, kept so this benchmark's figures stay comparable)
 // to a broker stand-in in another process that answers every request at once from memory
 // (scripts/bench-support/broker-standin.ts), so the client's CPU per MB and its
 // throughput are measured alone.

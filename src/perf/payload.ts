@@ -48,10 +48,14 @@ export function nowEpochMs(): number {
 
 /** A copy of `template` (at least STAMP_BYTES long) stamped with `atMs`. */
 export function stampedValue(template: Buffer, atMs: number): Buffer {
-  const b = Buffer.allocUnsafe(Math.max(STAMP_BYTES, template.length));
-  template.copy(b);
-  b.writeDoubleLE(atMs, 0);
-  return b;
+  return stampInto(Buffer.allocUnsafe(Math.max(STAMP_BYTES, template.length)), template, atMs);
+}
+
+/** Writes `template` stamped with `atMs` into `into` (at least STAMP_BYTES and template's length long). */
+export function stampInto(into: Buffer, template: Buffer, atMs: number): Buffer {
+  template.copy(into, STAMP_BYTES, STAMP_BYTES);
+  into.writeDoubleLE(atMs, 0);
+  return into;
 }
 
 export function readStamp(value: Buffer | null): number | undefined {

@@ -40,9 +40,8 @@ const PARTITIONS = 6;
  * A cluster's CPU here goes mostly to work per batch, not per byte: fitted over 16 KiB to
  * 256 KiB batches of 1 KiB records, the three brokers together spent about 0.65 ms per
  * batch and 20 ms per MB. 64 KiB batches (this matrix's setting until 2026-12-03) made
- * 37-48 MB/s, 1 MiB batches 76-85 MB/s, near the disk's limit for three replicas
- * (fresh-page writes / 3). The sweep run (BATCH_SWEEP_BYTES) keeps the smaller sizes in
- * the report.
+ * 37-48 MB/s, 1 MiB batches 76-85 MB/s. The sweep run (BATCH_SWEEP_BYTES) keeps the
+ * smaller sizes in the report.
  *
  * Linger: at 5,000 records/s the sender hands over what is due every millisecond;
  * linger 1 ms groups those into fewer requests per partition than linger 0, which

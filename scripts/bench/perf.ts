@@ -54,6 +54,8 @@ const BATCH_BYTES = 1 << 20;
 const LINGER_MS = 1;
 /** Batch sizes of the 1 KiB sweep, besides BATCH_BYTES: Kafka's default (16 KiB) and two between. */
 const BATCH_SWEEP_BYTES = [16 * 1024, 64 * 1024, 256 * 1024] as const;
+/** The JSON field of the sweep's run at `batchBytes`. */
+const sweepField = (batchBytes: number) => `produceMBs1KiBBatch${batchBytes / 1024}KiB`;
 /**
  * The fixed-rate producers run in a worker thread of their own and first send this many
  * records at the same rate, unmeasured (20 s at 5,000/s). Run cold in the main thread,
@@ -288,7 +290,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['consume 1 KiB, three members, MB/s', f(fields['consumeMBs1KiB3'])],
       ['end-to-end p99 at 5,000/s, ms (target <= 20)', f(fields['e2eP99Ms'], 2)],
       ['produce lz4 JSON, MB/s of values', f(fields['produceMBsLz4'])],
-      ...BATCH_SWEEP_BYTES.map((b) => [`produce 1 KiB with ${b / 1024} KiB batches, MB/s`, f(fields[`produceMBs1KiBBatch${b / 1024}KiB`])] as [string, number]),
+      ...BATCH_SWEEP_BYTES.map((b) => [`produce 1 KiB with ${b / 1024} KiB batches, MB/s`, f(fields[sweepField(b)])] as [string, number]),
       ['broker peak RSS, max MB (target <= 150)', f(fields['brokerRssMaxMB'])],
       ['raw disk write, fresh pages, MB/s', f(fields['rawDiskWriteMBs'])],
       ['raw 4 KiB write+fdatasync, per s (last matrix)', f(last.sync.perSec, 0)],
@@ -438,7 +440,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       consumeMBs1KiB3: runs.consume3?.mbPerSec ?? NaN,
       e2eP99Ms: runs.e2e?.p99Ms ?? NaN,
       produceMBsLz4: runs.lz4?.mbPerSec ?? NaN,
-      ...Object.fromEntries(BATCH_SWEEP_BYTES.map((b) => [`produceMBs1KiBBatch${b / 1024}KiB`, runs.batchSweep?.[b]?.mbPerSec ?? NaN])),
+      ...Object.fromEntries(BATCH_SWEEP_BYTES.map((b) => [sweepField(b), runs.batchSweep?.[b]?.mbPerSec ?? NaN])),
       brokerRssMaxMB: Math.max(...Object.values(rss)),
       rawDiskWriteMBs,
       rawTcpMBs,
@@ -484,7 +486,7 @@ async function writeCharts(fields: Record<string, number>, runs: Runs): Promise<
   ]);
   writeFileSync(join(dir, 'throughput.svg'), tp);
   const sweep = await barChart('Produce 1 KiB records (MB/s, log scale) by producer batch.size, RF 3, acks=all', 'MB/s', [
-    ...BATCH_SWEEP_BYTES.map((b) => ({ label: `batch.size ${b / 1024} KiB`, value: fields[`produceMBs1KiBBatch${b / 1024}KiB`]!, kind: 'raftka' })),
+    ...BATCH_SWEEP_BYTES.map((b) => ({ label: `batch.size ${b / 1024} KiB`, value: fields[sweepField(b)]!, kind: 'raftka' })),
     { label: `batch.size ${BATCH_BYTES / 1024} KiB (the matrix's)`, value: fields.produceMBs1KiB!, kind: 'raftka' },
     { label: 'raw disk write (fresh pages) / 3 replicas', value: fields.rawDiskWriteMBs! / 3, kind: 'baseline' },
   ]);
@@ -537,7 +539,7 @@ function writeReport(
     `| consume 1 KiB, three members (MB/s) | ${v(fields.consumeMBs1KiB3)} | | | raw Node TCP ${v(fields.rawTcpMBs, 0)} MB/s |`,
     `| end to end at 5,000/s, p99 (ms) | ${v(fields.e2eP99Ms, 2)} | ≤ 20 | ${ok(fields.e2eP99Ms!, 20, 'max')} | |`,
     `| produce lz4 JSON 1 KiB (MB/s of values) | ${v(fields.produceMBsLz4)} | | | |`,
-    ...BATCH_SWEEP_BYTES.map((b) => `| produce 1 KiB records, ${b / 1024} KiB batches (MB/s) | ${v(fields[`produceMBs1KiBBatch${b / 1024}KiB`])} | | | |`),
+    ...BATCH_SWEEP_BYTES.map((b) => `| produce 1 KiB records, ${b / 1024} KiB batches (MB/s) | ${v(fields[sweepField(b)])} | | | |`),
     `| broker peak RSS, max (MB) | ${v(fields.brokerRssMaxMB, 0)} | ≤ 150 | ${ok(fields.brokerRssMaxMB!, 150, 'max')} | ${Object.entries(rss).map(([k, x]) => `${k} ${v(x, 0)}`).join(', ')} |`,
     '',
     '![throughput](charts/throughput.svg)',

@@ -69,6 +69,12 @@ export class FakeBroker {
     return answer(req, () => (offset += 1000));
   }
 
+  /** A produce request arrived: kept (unless keepRequests is false) and handed to `handler`. */
+  private take(req: ProduceRequest): Promise<ProduceResponse> {
+    if (this.opts.keepRequests !== false) this.requests.push(req);
+    return this.handler(req);
+  }
+
   batches(topic: string, partition: number): Array<{ baseOffset: number; bytes: Buffer }> {
     return this.logs.get(`${topic}-${partition}`)?.batches ?? [];
   }
@@ -95,14 +101,10 @@ export class FakeBroker {
         }),
       ),
       InitProducerId: unary(() => Promise.resolve({ errorCode: 0, errorMessage: '', producerId: this.nextProducerId++, producerEpoch: 0 })),
-      Produce: unary((req: ProduceRequest) => {
-        if (this.opts.keepRequests !== false) this.requests.push(req);
-        return this.handler(req);
-      }),
+      Produce: unary((req: ProduceRequest) => this.take(req)),
       ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>) => {
         call.on('data', (req: ProduceRequest) => {
-          if (this.opts.keepRequests !== false) this.requests.push(req);
-          this.handler(req).then(
+          this.take(req).then(
             (res) => call.write({ ...res, correlationId: req.correlationId ?? 0 }),
             () => call.destroy(),
           );

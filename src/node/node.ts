@@ -332,47 +332,6 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
         reconciling = false;
       }
     };
-    // Replicas follow the image only once it has caught up with the quorum [Kafka: the
-    // broker publishes metadata once it reached the metadata log's high watermark]. The
-    // image restored at start (last snapshot plus the locally known committed prefix) may
-    // be far behind: acting on it made a restarted broker lead at a leader epoch the
-    // controller had already replaced, next to the real leader of a newer epoch.
-    let metadataCaughtUp = false;
-    let stopping = false;
-    const unsubscribe = stateMachine.subscribe((u) => {
-      if (metadataCaughtUp) void reconcile(u.image);
-    });
-    closers.push(() => {
-      stopping = true;
-      unsubscribe();
-    });
-    const catchUpThenReconcile = async () => {
-      // A read index answers once the Raft leader confirmed it leads and this node applied
-      // its commit index; until then (no leader yet, or a leader that died with the
-      // request: 2 s per attempt) ask again.
-      while (!stopping) {
-        let timer: NodeJS.Timeout | undefined;
-        try {
-          const index = await Promise.race([
-            raft.driver.readIndex(),
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(() => reject(new Error('read index timed out')), 2000);
-              timer.unref();
-            }),
-          ]);
-          if (stopping) return;
-          metadataCaughtUp = true;
-          log.info({ index, imageOffset: stateMachine.image.offset }, 'metadata caught up with the quorum; applying it to replicas');
-          await reconcile(stateMachine.image);
-          return;
-        } catch {
-          await new Promise<void>((resolve) => setTimeout(resolve, 100).unref());
-        } finally {
-          clearTimeout(timer);
-        }
-      }
-    };
-
     const lifecycle = new BrokerLifecycle({
       brokerId: nodeId,
       clusterId,
@@ -387,9 +346,27 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       logger,
     });
     late.lifecycle = lifecycle;
+
+    // Replicas follow the image only once it holds this process's own registration [KIP-631:
+    // a broker publishes metadata once it has caught up past its registration record]. The
+    // controller writes a new incarnation's registration in the same batch that fences the
+    // old one (its leaderships moved, its ISR places taken), so no image from then on makes
+    // this process act on its predecessor's roles. An image from before may: restored at
+    // start, or even current with the quorum while the old incarnation's session still
+    // runs, it names this node leader at its old epoch. A node restarted after a power
+    // loss then led that epoch with a log cut to its fsynced length, and its followers
+    // truncated acknowledged records to match it.
+    let registered = false;
+    const unsubscribe = stateMachine.subscribe((u) => {
+      if (!registered && u.image.broker(nodeId)?.incarnationId === lifecycle.incarnationId) {
+        registered = true;
+        log.info({ imageOffset: u.image.offset, brokerEpoch: u.image.broker(nodeId)?.brokerEpoch }, 'own registration replayed; applying metadata to replicas');
+      }
+      if (registered) void reconcile(u.image);
+    });
+    closers.push(unsubscribe);
     lifecycle.start();
     closers.push(() => lifecycle.stop());
-    void catchUpThenReconcile();
 
     log.info({ clusterId, client: endpoints[0], replication: endpoints[1], controller: raft.port }, 'node started');
 

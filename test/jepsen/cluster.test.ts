@@ -175,10 +175,16 @@ test('jepsen cluster: power loss cuts segment files to their fsynced lengths and
   const admin = raftka.admin();
   await admin.connect();
   defer(t, () => admin.disconnect());
+  // The power-lost node is the controller and the partition's leader at once, the hard
+  // case: the next controller never saw its connection drop, so the old incarnation's
+  // session outlives the restart, and the restarted process must not lead from the
+  // metadata it replays before its new registration moved that leadership away.
+  const ctl = await waitFor('a controller', () => cluster.controllerId().then((c) => c ?? undefined), 10_000, 50);
+  const lazyReplicas = [ctl, ...cluster.nodeIds.filter((id) => id !== ctl)];
   await admin.createTopics({
     topics: [
       // fsync every 4 records and not before acknowledging: acked data ahead of the last fsync.
-      { topic: 'lazy', numPartitions: 1, replicationFactor: 3, configEntries: [{ name: 'flush.before.ack', value: 'false' }, { name: 'flush.messages', value: '4' }] },
+      { topic: 'lazy', replicaAssignment: [{ partition: 0, replicas: lazyReplicas }], configEntries: [{ name: 'flush.before.ack', value: 'false' }, { name: 'flush.messages', value: '4' }] },
       { topic: 'clocked', numPartitions: 1, replicationFactor: 3, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] },
     ],
     waitForLeaders: true,
@@ -201,6 +207,8 @@ test('jepsen cluster: power loss cuts segment files to their fsynced lengths and
   // Power loss: 6 records, fsynced after the 4th; the last 2 are only in the page cache.
   for (let i = 0; i < 6; i++) await producer.send({ topic: 'lazy', messages: [{ value: `r${i}` }] });
   const leader = (await cluster.leaderOf('lazy-0'))!;
+  assert.equal(leader, ctl, 'the preferred replica leads');
+  assert.equal(await cluster.controllerId(), ctl);
   const seg = join(cluster.dataDir(leader), 'lazy-0', '00000000000000000000.log');
   const before = statSync(seg).size;
   const oldPid = cluster.pid(leader)!;

@@ -9,7 +9,9 @@
 // 5,000 records/s (send-to-ack percentiles); consume the 1 KiB topic with one member and
 // with three; end-to-end latency at 5,000 records/s; produce with lz4 on compressible
 // JSON values (MB/s of uncompressed values); produce 1 KiB with smaller batches (the
-// batch-size sweep). Peak RSS (VmHWM) of every broker process.
+// batch-size sweep); and, not among the targets, the fixed-rate produce on a topic with
+// flush.before.ack=false, which shows what the durable default's sync before each
+// acknowledgement costs in latency. Peak RSS (VmHWM) of every broker process.
 //
 // Writes bench/results/<timestamp>.json (every figure and the settings), bench/report.md
 // and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
@@ -69,6 +71,12 @@ const sweepField = (batchBytes: number) => `produceMBs1KiBBatch${batchBytes / 10
  * wanted is its steady state, not its first half-minute.
  */
 const LATENCY_WARMUP_RECORDS = 100_000;
+/**
+ * The topic of the fixed-rate run without the durable default: the log syncs only on
+ * flush.messages / flush.ms (Kafka's behaviour) instead of before each acknowledgement.
+ * It runs before the durable fixed-rate run, so that one gets the warmer cluster.
+ */
+const NO_FLUSH_TOPIC = 'latnoflush';
 /**
  * The full-speed runs' producers (fresh worker threads each run) first send a tenth of
  * their count unmeasured: run cold, TurboFan's threads took 30% of the load generator's
@@ -218,6 +226,8 @@ interface Runs {
   produce100?: ProduceSummary;
   produce1k?: ProduceSummary;
   produceLat?: ProduceSummary;
+  /** The fixed-rate run on NO_FLUSH_TOPIC. */
+  produceLatNoFlush?: ProduceSummary;
   consume1?: ConsumeSummary;
   consume3?: ConsumeSummary;
   e2e?: E2eSummary;
@@ -286,6 +296,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ['produce 1 KiB, MB/s (target >= 50)', f(fields['produceMBs1KiB'])],
       ['produce 1 KiB at 5,000/s: p50 ms (target <= 3)', f(fields['produceP50Ms'], 2)],
       ['produce 1 KiB at 5,000/s: p99 ms (target <= 15)', f(fields['produceP99Ms'], 2)],
+      ['produce 1 KiB at 5,000/s, flush.before.ack=false: p50 ms', f(fields['produceP50MsNoFlushBeforeAck'], 2)],
+      ['produce 1 KiB at 5,000/s, flush.before.ack=false: p99 ms', f(fields['produceP99MsNoFlushBeforeAck'], 2)],
       ['consume 1 KiB, one member, MB/s (target >= 200)', f(fields['consumeMBs1KiB'])],
       ['consume 1 KiB, three members, MB/s', f(fields['consumeMBs1KiB3'])],
       ['end-to-end p99 at 5,000/s, ms (target <= 20)', f(fields['e2eP99Ms'], 2)],
@@ -378,8 +390,11 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     cluster.startAll();
     await cluster.waitReady(60_000, 50);
     const admin = new RawClient(bootstrap[0]!);
-    const topics = ['warm', 'p100', 'p1k', 'lat', 'e2e', 'lz4', 'sweep'];
-    const created = await admin.createTopics({ topics: topics.map((name) => ({ name, numPartitions: PARTITIONS, replicationFactor: 3 })), timeoutMs: 30_000 });
+    const topics = ['warm', 'p100', 'p1k', NO_FLUSH_TOPIC, 'lat', 'e2e', 'lz4', 'sweep'];
+    const created = await admin.createTopics({
+      topics: topics.map((name) => ({ name, numPartitions: PARTITIONS, replicationFactor: 3, ...(name === NO_FLUSH_TOPIC ? { configs: { 'flush.before.ack': 'false' } } : {}) })),
+      timeoutMs: 30_000,
+    });
     admin.close();
     for (const t of created.topics) if (t.errorCode !== 0) throw new Error(`create topic ${t.name}: error ${t.errorCode} ${t.errorMessage}`);
 
@@ -388,6 +403,11 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     step('warm-up: 50,000 records of 1 KiB, not measured');
     await producePerf({ ...common, topic: 'warm', numRecords: n(50_000), recordSize: 1024, throughput: -1 });
     await settle('start-up and warm-up');
+    if (want('noflush')) {
+      step(`produce 1 KiB records at 5,000 records/s, linger 1 ms, flush.before.ack=false (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
+      runs.produceLatNoFlush = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), topic: NO_FLUSH_TOPIC, numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
+    }
+    await settle('noflush');
     if (want('latency')) {
       step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
       runs.produceLat = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
@@ -436,6 +456,8 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
       produceMBs1KiB: runs.produce1k?.mbPerSec ?? NaN,
       produceP50Ms: runs.produceLat?.p50Ms ?? NaN,
       produceP99Ms: runs.produceLat?.p99Ms ?? NaN,
+      produceP50MsNoFlushBeforeAck: runs.produceLatNoFlush?.p50Ms ?? NaN,
+      produceP99MsNoFlushBeforeAck: runs.produceLatNoFlush?.p99Ms ?? NaN,
       consumeMBs1KiB: runs.consume1?.mbPerSec ?? NaN,
       consumeMBs1KiB3: runs.consume3?.mbPerSec ?? NaN,
       e2eP99Ms: runs.e2e?.p99Ms ?? NaN,
@@ -501,6 +523,7 @@ async function writeCharts(fields: Record<string, number>, runs: Runs): Promise<
     ] : [];
   const lat = await latencyChart('Latency at 5,000 records/s of 1 KiB (ms, log scale)', [
     { series: 'produce send-to-ack (acks=all)', points: pts(runs.produceLat) },
+    { series: 'produce send-to-ack, flush.before.ack=false', points: pts(runs.produceLatNoFlush) },
     { series: 'end to end (send to consumer)', points: pts(runs.e2e) },
   ]);
   writeFileSync(join(dir, 'latency.svg'), lat);
@@ -535,6 +558,7 @@ function writeReport(
     `| produce 1 KiB records (MB/s) | ${v(fields.produceMBs1KiB)} | ≥ 50 | ${ok(fields.produceMBs1KiB!, 50, 'min')} | raw write into fresh page-cache pages (no sync) ${v(fields.rawDiskWriteMBs, 0)} MB/s |`,
     `| produce 1 KiB at 5,000/s, p50 (ms) | ${v(fields.produceP50Ms, 2)} | ≤ 3 | ${ok(fields.produceP50Ms!, 3, 'max')} | 4 KiB write+fdatasync p50 ${v(sync.p50Ms, 2)} ms |`,
     `| produce 1 KiB at 5,000/s, p99 (ms) | ${v(fields.produceP99Ms, 2)} | ≤ 15 | ${ok(fields.produceP99Ms!, 15, 'max')} | fdatasync p99 ${v(sync.p99Ms, 2)} ms, ${v(sync.perSec, 0)}/s |`,
+    `| the same on a flush.before.ack=false topic, p50 / p99 (ms) | ${v(fields.produceP50MsNoFlushBeforeAck, 2)} / ${v(fields.produceP99MsNoFlushBeforeAck, 2)} | | | |`,
     `| consume 1 KiB, one member (MB/s) | ${v(fields.consumeMBs1KiB)} | ≥ 200 | ${ok(fields.consumeMBs1KiB!, 200, 'min')} | raw grpc-js stream ${v(fields.rawGrpcMBs, 0)} MB/s |`,
     `| consume 1 KiB, three members (MB/s) | ${v(fields.consumeMBs1KiB3)} | | | raw Node TCP ${v(fields.rawTcpMBs, 0)} MB/s |`,
     `| end to end at 5,000/s, p99 (ms) | ${v(fields.e2eP99Ms, 2)} | ≤ 20 | ${ok(fields.e2eP99Ms!, 20, 'max')} | |`,
@@ -557,6 +581,7 @@ function writeReport(
         ['produce 100 B, as fast as possible', runs.produce100],
         ['produce 1 KiB, as fast as possible', runs.produce1k],
         ['produce 1 KiB at 5,000/s, linger 1 ms', runs.produceLat],
+        ['produce 1 KiB at 5,000/s, linger 1 ms, flush.before.ack=false', runs.produceLatNoFlush],
         ['produce lz4 JSON 1 KiB', runs.lz4],
         ...BATCH_SWEEP_BYTES.map((b) => [`produce 1 KiB, ${b / 1024} KiB batches`, runs.batchSweep?.[b]] as const),
       ] as const

@@ -28,6 +28,7 @@ import { buildBatch } from '../log/batch.ts';
 import type { AdminClient, ControllerRpcHandler } from '../server/types.ts';
 import { parseListeners, topicDefaults, type Listener, type NodeConfig } from '../node-config.ts';
 import { BrokerLifecycle, type BrokerState } from './broker-lifecycle.ts';
+import { applyOnceRegistered } from './registration-gate.ts';
 import { ControllerService } from './controller-service.ts';
 import { metadataView } from './metadata-view.ts';
 import { installTestHooks } from './test-hooks.ts';
@@ -347,24 +348,13 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
     });
     late.lifecycle = lifecycle;
 
-    // Replicas follow the image only once it holds this process's own registration [KIP-631:
-    // a broker publishes metadata once it has caught up past its registration record]. The
-    // controller writes a new incarnation's registration in the same batch that fences the
-    // old one (its leaderships moved, its ISR places taken), so no image from then on makes
-    // this process act on its predecessor's roles. An image from before may: restored at
-    // start, or even current with the quorum while the old incarnation's session still
-    // runs, it names this node leader at its old epoch. A node restarted after a power
-    // loss then led that epoch with a log cut to its fsynced length, and its followers
-    // truncated acknowledged records to match it.
-    let registered = false;
-    const unsubscribe = stateMachine.subscribe((u) => {
-      if (!registered && u.image.broker(nodeId)?.incarnationId === lifecycle.incarnationId) {
-        registered = true;
-        log.info({ imageOffset: u.image.offset, brokerEpoch: u.image.broker(nodeId)?.brokerEpoch }, 'own registration replayed; applying metadata to replicas');
-      }
-      if (registered) void reconcile(u.image);
-    });
-    closers.push(unsubscribe);
+    // Replicas follow the image only once it holds this process's own registration.
+    closers.push(
+      applyOnceRegistered(stateMachine, nodeId, lifecycle.incarnationId, (image, first) => {
+        if (first) log.info({ imageOffset: image.offset, brokerEpoch: image.broker(nodeId)?.brokerEpoch }, 'own registration replayed; applying metadata to replicas');
+        void reconcile(image);
+      }),
+    );
     lifecycle.start();
     closers.push(() => lifecycle.stop());
 

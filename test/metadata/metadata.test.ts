@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { isRaftkaError, RaftkaError } from '../../src/common/errors.ts';
-import { uuidToBase64 } from '../../src/common/ids.ts';
 import { LOG_CONFIG_DEFS } from '../../src/log/config.ts';
 import {
   BATCH_FORMAT,
@@ -24,14 +23,9 @@ import {
 } from '../../src/metadata/index.ts';
 import type { Entry } from '../../src/raft/types.ts';
 import { assertProperty } from '../support/property.ts';
+import { testUuid } from '../support/ids.ts';
 
-const uuid = (n: number): string => {
-  const b = Buffer.alloc(16);
-  b.writeUInt32BE(n, 12);
-  b[6] = 0x40;
-  b[8] = 0x80;
-  return uuidToBase64(b);
-};
+const uuid = testUuid;
 const T1 = uuid(1);
 const T2 = uuid(2);
 

@@ -3,18 +3,12 @@
 // session runs, may still name it leader at the old epoch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { uuidToBase64 } from '../../src/common/ids.ts';
 import { MetadataStateMachine, encodeRecords, encodeSnapshot, record, type MetadataImage, type MetadataRecord } from '../../src/metadata/index.ts';
 import { applyOnceRegistered } from '../../src/node/registration-gate.ts';
 import type { Entry } from '../../src/raft/types.ts';
+import { testUuid } from '../support/ids.ts';
 
-const uuid = (n: number): string => {
-  const b = Buffer.alloc(16);
-  b.writeUInt32BE(n, 12);
-  b[6] = 0x40;
-  b[8] = 0x80;
-  return uuidToBase64(b);
-};
+const uuid = testUuid;
 const TOPIC = uuid(1);
 const OLD_INCARNATION = uuid(101);
 const NEW_INCARNATION = uuid(201);

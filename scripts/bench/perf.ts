@@ -403,15 +403,14 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     step('warm-up: 50,000 records of 1 KiB, not measured');
     await producePerf({ ...common, topic: 'warm', numRecords: n(50_000), recordSize: 1024, throughput: -1 });
     await settle('start-up and warm-up');
-    if (want('noflush')) {
-      step(`produce 1 KiB records at 5,000 records/s, linger 1 ms, flush.before.ack=false (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
-      runs.produceLatNoFlush = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), topic: NO_FLUSH_TOPIC, numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
-    }
+    /** The fixed-rate produce run on `topic`: one producer in a worker thread, 5,000 records/s of 1 KiB after a warm-up. */
+    const fixedRate = (topic: string, what: string) => {
+      step(`produce 1 KiB records at 5,000 records/s, linger ${LINGER_MS} ms${what} (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
+      return producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), topic, numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
+    };
+    if (want('noflush')) runs.produceLatNoFlush = await fixedRate(NO_FLUSH_TOPIC, ', flush.before.ack=false');
     await settle('noflush');
-    if (want('latency')) {
-      step(`produce 1 KiB records at 5,000 records/s, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);
-      runs.produceLat = await producePerf({ ...common, producers: 1, workerThreads: true, warmupRecords: n(LATENCY_WARMUP_RECORDS), topic: 'lat', numRecords: n(50_000), recordSize: 1024, throughput: 5000, onProgress: onProgress('sent') });
-    }
+    if (want('latency')) runs.produceLat = await fixedRate('lat', '');
     await settle('latency');
     if (want('e2e')) {
       step(`end-to-end latency at 5,000 records/s of 1 KiB, linger 1 ms (${n(50_000)} records after ${n(LATENCY_WARMUP_RECORDS)} unmeasured)`);

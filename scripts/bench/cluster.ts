@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import type { BenchContext, BenchResult } from '../bench.ts';
-import { numberArg } from '../bench-support/args.ts';
+import { median, numberArg } from '../bench-support/args.ts';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
 import { buildBatch, iterateBatches } from '../../src/log/batch.ts';
@@ -23,11 +23,6 @@ const PARTITIONS = 6;
 const RECORD_BYTES = 1024;
 const RECORDS_PER_BATCH = 64;
 const IN_FLIGHT_PER_PARTITION = 2;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
-}
 
 function makeBatch(seq: number): Buffer {
   const value = Buffer.alloc(RECORD_BYTES - 16, 0x61);

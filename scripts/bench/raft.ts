@@ -17,22 +17,14 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Level } from 'level';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { median, numberArg } from '../bench-support/args.ts';
 import { RaftProcessCluster } from '../../test/support/raft-cluster.ts';
 import { waitFor } from '../../test/support/tmp.ts';
 import type { ControlEvent, NodeStatus } from '../../src/io/raft-node-process.ts';
 
-function arg(ctx: BenchContext, name: string, dflt: number): number {
-  const i = ctx.args.indexOf(`--${name}`);
-  return i >= 0 && ctx.args[i + 1] !== undefined ? Number(ctx.args[i + 1]) : dflt;
-}
-
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-function median(xs: number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 50);
 }
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -120,10 +112,10 @@ async function allCaughtUp(c: RaftProcessCluster): Promise<void> {
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const trials = arg(ctx, 'trials', 7);
-  const entries = arg(ctx, 'entries', 60_000);
-  const latencySamples = arg(ctx, 'samples', 2_000);
-  const inflight = arg(ctx, 'inflight', 4_000);
+  const trials = numberArg(ctx.args, '--trials', 7);
+  const entries = numberArg(ctx.args, '--entries', 60_000);
+  const latencySamples = numberArg(ctx.args, '--samples', 2_000);
+  const inflight = numberArg(ctx.args, '--inflight', 4_000);
   const root = mkdtempSync(join(tmpdir(), 'raftka-bench-raft-'));
   let cluster: RaftProcessCluster | undefined;
   try {

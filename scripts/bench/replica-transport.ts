@@ -28,6 +28,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { median, numberArg } from '../bench-support/args.ts';
 import type { ReplicaFetchRequest, ReplicaFetchResponse } from '../../src/broker/types.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { addReplicaFetchService, GrpcReplicaFetchClient } from '../../src/io/replica-fetch-transport.ts';
@@ -229,16 +230,6 @@ function produceFetcher(port: number, batchBytes: number, partitions: number): F
   };
 }
 
-function arg(ctx: BenchContext, name: string, dflt: number): number {
-  const i = ctx.args.indexOf(`--${name}`);
-  return i >= 0 && ctx.args[i + 1] !== undefined ? Number(ctx.args[i + 1]) : dflt;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
-}
-
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 async function measure(f: Fetcher, req: ReplicaFetchRequest, seconds: number): Promise<{ mbs: number; p50Ms: number }> {
@@ -259,10 +250,10 @@ async function measure(f: Fetcher, req: ReplicaFetchRequest, seconds: number): P
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const seconds = arg(ctx, 'seconds', 2);
-  const rounds = arg(ctx, 'rounds', 3);
-  const partitions = arg(ctx, 'partitions', 1);
-  const batchBytes = arg(ctx, 'batch-kib', 1024) * 1024;
+  const seconds = numberArg(ctx.args, '--seconds', 2);
+  const rounds = numberArg(ctx.args, '--rounds', 3);
+  const partitions = numberArg(ctx.args, '--partitions', 1);
+  const batchBytes = numberArg(ctx.args, '--batch-kib', 1024) * 1024;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), SERVE_FLAG, String(batchBytes)], {
     stdio: ['pipe', 'pipe', 'inherit'],
     cwd: fileURLToPath(new URL('../..', import.meta.url)),

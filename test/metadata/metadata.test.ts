@@ -23,9 +23,8 @@ import {
 } from '../../src/metadata/index.ts';
 import type { Entry } from '../../src/raft/types.ts';
 import { assertProperty } from '../support/property.ts';
-import { testUuid } from '../support/ids.ts';
+import { testUuid as uuid } from '../support/ids.ts';
 
-const uuid = testUuid;
 const T1 = uuid(1);
 const T2 = uuid(2);
 

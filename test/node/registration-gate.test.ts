@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { MetadataStateMachine, encodeRecords, encodeSnapshot, record, type MetadataImage, type MetadataRecord } from '../../src/metadata/index.ts';
 import { applyOnceRegistered } from '../../src/node/registration-gate.ts';
 import type { Entry } from '../../src/raft/types.ts';
-import { testUuid } from '../support/ids.ts';
+import { testUuid as uuid } from '../support/ids.ts';
 
-const uuid = testUuid;
 const TOPIC = uuid(1);
 const OLD_INCARNATION = uuid(101);
 const NEW_INCARNATION = uuid(201);

@@ -102,6 +102,8 @@ export type ControlEvent =
   | { ev: 'leader'; leaderId: number | null; term: number; role: string }
   /** This node, as leader, applied the first entry of its term (its noop): wall-clock ms. */
   | { ev: 'leaderCommitted'; term: number; index: number; atMs: number }
+  /** The leader's snapshot replaced this node's state (so it caught up by snapshot, not by log). */
+  | { ev: 'snapshotInstalled'; index: number; term: number }
   | { ev: 'fatal'; error: string };
 
 function send(ev: ControlEvent): void {
@@ -231,6 +233,7 @@ async function main(): Promise<void> {
     }
   };
   h.driver.on('leaderChange', (c) => send({ ev: 'leader', leaderId: c.leaderId, term: c.term, role: c.role }));
+  h.driver.on('snapshotInstalled', (m) => send({ ev: 'snapshotInstalled', index: m.index, term: m.term }));
   let closing = false;
   const shutdown = async (code: number): Promise<void> => {
     if (closing) return;

@@ -31,6 +31,7 @@ import type {
   Ready,
   Role,
   Snapshot,
+  SnapshotMeta,
   SoftState,
   StateMachine,
 } from './types.ts';
@@ -97,6 +98,8 @@ interface PendingRead {
 type DriverEvents = {
   leaderChange: [LeaderChange];
   configChange: [ClusterConfig];
+  /** A snapshot from the leader replaced this node's state (not one restored from its own disk). */
+  snapshotInstalled: [SnapshotMeta];
   fatal: [Error];
 };
 
@@ -371,6 +374,7 @@ export class RaftDriver extends EventEmitter<DriverEvents> {
       this.log.info({ index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, bytes: rd.snapshot.data.byteLength }, 'raft snapshot installed from the leader');
       this.sm.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
+      this.emit('snapshotInstalled', rd.snapshot.meta);
       // Proposals the snapshot covers can no longer be matched by term; the leader that
       // sent it had them committed or overwritten — we cannot tell which.
       for (const [index, p] of this.proposals) {

@@ -540,12 +540,20 @@ export class ReplicaManager {
     }
   }
 
-  async close(): Promise<void> {
+  /** Closes every replica; resolves true when every log closed cleanly (flushed and sealed). */
+  async close(): Promise<boolean> {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.fetchers.close();
     this.delayed.expireAll();
-    for (const p of this.partitions.values()) await p.close().catch(() => undefined);
+    let clean = true;
+    for (const p of this.partitions.values()) {
+      await p.close().catch((e: unknown) => {
+        clean = false;
+        this.logger.warn({ tp: `${p.tp.topic}-${p.tp.partition}`, err: (e as Error).message }, 'replica did not close cleanly');
+      });
+    }
     this.partitions.clear();
+    return clean;
   }
 }

@@ -1,5 +1,6 @@
 // The broker side of KIP-631's lifecycle: register with the active controller (a new
-// incarnation id per process), heartbeat every broker.heartbeat.interval.ms, ask to be
+// incarnation id per process, and the broker epoch of the last clean shutdown if the
+// data directory records one [KIP-966]), heartbeat every broker.heartbeat.interval.ms, ask to be
 // unfenced once caught up (its own registration replayed, its logs opened), and on
 // SIGTERM ask for a controlled shutdown and wait until the controller has moved every
 // leadership away — bounded by controlled.shutdown.timeout.ms.
@@ -18,6 +19,8 @@ export interface BrokerLifecycleOptions {
   rack: string;
   controller: Pick<ControllerRpcHandler, 'brokerRegistration' | 'brokerHeartbeat'>;
   heartbeatIntervalMs: number;
+  /** The broker epoch this data directory's last clean shutdown recorded, else -1 (see src/log/clean-shutdown.ts). */
+  previousBrokerEpoch?: number;
   /** The metadata offset this broker has applied, or -1 while it is not caught up. */
   caughtUpOffset: (brokerEpoch: number) => number;
   logger: Logger;
@@ -75,10 +78,11 @@ export class BrokerLifecycle {
           incarnationId: this.incarnationId,
           listeners: this.opts.endpoints.map((e) => ({ name: e.name, host: e.host, port: e.port })),
           rack: this.opts.rack,
-          previousBrokerEpoch: -1,
+          previousBrokerEpoch: this.opts.previousBrokerEpoch ?? -1,
         });
         if (r.errorCode === 0) {
           this._brokerEpoch = r.brokerEpoch;
+          this.log.info({ brokerEpoch: r.brokerEpoch, previousBrokerEpoch: this.opts.previousBrokerEpoch ?? -1 }, 'registered');
           this.setState('fenced');
           next = 0;
         } else {

@@ -25,6 +25,7 @@ import { startClientApiServer, type ClientApiServer } from '../server/client-api
 import { addGroupService } from '../server/group-api.ts';
 import { GroupCoordinator, OFFSETS_TOPIC } from '../group/coordinator.ts';
 import { buildBatch } from '../log/batch.ts';
+import { takeCleanShutdown, writeCleanShutdown } from '../log/clean-shutdown.ts';
 import type { AdminClient, ControllerRpcHandler } from '../server/types.ts';
 import { parseListeners, topicDefaults, type Listener, type NodeConfig } from '../node-config.ts';
 import { BrokerLifecycle, type BrokerState } from './broker-lifecycle.ts';
@@ -68,6 +69,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
   const clock = hooks.clock;
   const dir = cfg['log.dirs'];
   const meta = checkMetaProperties(dir, { nodeId });
+  const previousBrokerEpoch = await takeCleanShutdown(dir, log);
   const clusterId = meta.clusterId;
   const listeners = parseListeners(cfg.listeners);
   const advertised = cfg['advertised.listeners'] !== '' ? parseListeners(cfg['advertised.listeners'], 'advertised.listeners') : listeners;
@@ -207,7 +209,12 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       ...(hooks.onSync ? { onSync: hooks.onSync } : {}),
     });
     rm.start();
-    closers.push(() => rm.close());
+    closers.push(async () => {
+      const clean = await rm.close();
+      // Only once every log is flushed and sealed, and only for a registration we had.
+      const epoch = late.lifecycle?.brokerEpoch ?? -1;
+      if (clean && epoch >= 0) await writeCleanShutdown(dir, epoch);
+    });
 
     const internal: TcpReplicaFetchServer = await startTcpReplicaFetchServer({ listen: address(listeners.get('REPLICATION')!), handler: rm, logger });
     closers.push(() => internal.close());
@@ -340,6 +347,7 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       rack: cfg['broker.rack'],
       controller: controllerClient,
       heartbeatIntervalMs: cfg['broker.heartbeat.interval.ms'],
+      previousBrokerEpoch,
       // Caught up once an image holding our own registration has been reconciled (the
       // replicas it names are open). Judged from the image itself, not from when the
       // registration response arrived, which may come after that image.

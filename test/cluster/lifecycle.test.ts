@@ -1,13 +1,14 @@
-// Multi-process: cluster describe, controlled shutdown on SIGTERM, DeleteTopics removing
-// data from disk, and a restarted broker rejoining.
+// Multi-process: cluster describe, controlled shutdown on SIGTERM (leaving a clean-shutdown
+// marker), DeleteTopics removing data from disk, and a restarted broker rejoining.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DEV_OVERRIDES, ProcessCluster, freePorts } from '../../src/node/process-cluster.ts';
 import { RawClient } from '../../src/client/raw-client.ts';
+import { CLEAN_SHUTDOWN_FILE } from '../../src/log/clean-shutdown.ts';
 import { ClusterClient } from '../support/cluster-client.ts';
 import { defer, tempDir, waitFor } from '../support/tmp.ts';
 
@@ -57,6 +58,18 @@ test('describe, controlled shutdown, delete topic, restart', { timeout: 180_000 
   const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   await cluster.stop(victim, 20_000);
   assert.equal(await exit, 0, 'a clean exit after controlled shutdown');
+  // Its data dir records the clean stop with the broker epoch of its last registration
+  // (read back from its own copy of the metadata log), for the next start to present.
+  const marker = JSON.parse(readFileSync(join(cluster.dataDir(victim), CLEAN_SHUTDOWN_FILE), 'utf8')) as { brokerEpoch: number };
+  const dump = await run(process.execPath, [bin, 'metadata', 'dump', '--dir', cluster.dataDir(victim), '--json']);
+  const registrations = dump.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; records?: Array<{ type: string; brokerId?: number; brokerEpoch?: number }> })
+    .flatMap((i) => (i.type === 'entry' || i.type === 'snapshot' ? (i.records ?? []) : []))
+    .filter((r) => r.type === 'registerBroker' && r.brokerId === victim);
+  assert.ok(registrations.length > 0, 'the victim registered');
+  assert.equal(marker.brokerEpoch, registrations.at(-1)!.brokerEpoch, 'the marker names its last registration');
   const after = await waitFor('a cluster view without the stopped broker leading', async () => {
     const v = await cluster.describe();
     if (!v) return undefined;
@@ -71,6 +84,15 @@ test('describe, controlled shutdown, delete topic, restart', { timeout: 180_000 
 
   cluster.start(victim);
   await cluster.waitReady(60_000);
+  assert.ok(!existsSync(join(cluster.dataDir(victim), CLEAN_SHUTDOWN_FILE)), 'the restart took the marker');
+  // ...and registered with it (logged before the unfenced state waitReady waited for).
+  const registered = cluster
+    .logTail(victim, 10_000)
+    .split('\n')
+    .filter((l) => l.includes('"msg":"registered"'))
+    .map((l) => JSON.parse(l) as { brokerEpoch: number; previousBrokerEpoch: number });
+  assert.equal(registered.at(-1)?.previousBrokerEpoch, marker.brokerEpoch, 'the restart presented the clean stop\'s broker epoch');
+  assert.ok(registered.at(-1)!.brokerEpoch > marker.brokerEpoch);
 
   // DeleteTopics removes the partition directories on every broker.
   const dirs = [1, 2, 3].flatMap((id) => [0, 1, 2].map((p) => join(cluster.dataDir(id), `life-${p}`)));

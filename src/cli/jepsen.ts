@@ -14,6 +14,7 @@ interface JepsenFlags {
   seed?: number;
   replay?: number;
   unsafe?: boolean;
+  flushBeforeAck: boolean;
   reportDir: string;
   shrinkRuns: number;
   schedule?: string;
@@ -39,8 +40,12 @@ export function registerJepsenCommand(program: Command): void {
     .option('--nemesis <kinds>', `faults, comma-separated: ${FAULT_KINDS.join(',')} (or none)`, FAULT_KINDS.join(','))
     .option('--runs <n>', 'runs, each with its own seed', intArg(1, 10_000), 1)
     .option('--seed <n>', 'seed of the first run (run r uses seed + r); random by default', intArg(0, 2 ** 31 - 1))
-    .option('--replay <seed>', 'repeat the run of this seed (same --nodes, --time, --nemesis)', intArg(0, 2 ** 31 - 1))
+    .option('--replay <seed>', 'repeat the run of this seed (with the same --nodes, --time, --nemesis, --unsafe and --no-flush-before-ack)', intArg(0, 2 ** 31 - 1))
     .option('--unsafe', 'acks=1, unclean leader election, min.insync.replicas 1, and a fixed schedule built to lose acknowledged writes (--nemesis is ignored)')
+    .option(
+      '--no-flush-before-ack',
+      'topics with flush.before.ack=false (acknowledged once every in-sync replica wrote it, unsynced); every power loss of a run then hits the same one node',
+    )
     .option('--report-dir <dir>', 'where run reports go', 'report')
     .option('--shrink-runs <n>', 'cluster runs spent shrinking a failing schedule', intArg(0, 1000), 5)
     .option('--schedule <json>', 'run exactly this schedule once (the JSON a failure prints), with --seed for the nemesis and workload choices')
@@ -53,6 +58,7 @@ export function registerJepsenCommand(program: Command): void {
           timeMs: flags.time * 1000,
           kinds,
           unsafe: flags.unsafe ?? false,
+          flushBeforeAck: flags.flushBeforeAck,
           reportDir: flags.reportDir,
           runs: flags.runs,
           ...(flags.seed !== undefined ? { seed: flags.seed } : {}),

@@ -29,7 +29,7 @@ import { DEV_OVERRIDES, ProcessCluster } from '../node/process-cluster.ts';
 import { cutToFsyncedLengths, readClockAck, readPortsFile, writeClockControl, type PortsFile, type PowerLossCut } from '../node/test-hooks.ts';
 import type { DescribeClusterResponse, MetadataResponse } from '../proto/raftka.ts';
 import type { ClusterObservations, PartitionReplicas, VoterLog } from './checker.ts';
-import type { JepsenCluster, JepsenClusterOptions, StartJepsenCluster } from './fault-api.ts';
+import type { JepsenCluster, JepsenClusterOptions, PowerLossResult, StartJepsenCluster } from './fault-api.ts';
 import { readControllerEvents, readMetadataLog, readReplicaLog, replicaImages } from './observations.ts';
 import { FaultProxy, type ProxyMode } from './proxy.ts';
 
@@ -369,7 +369,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
 
   // ---- power loss ----
 
-  async powerLoss(ids: readonly number[]): Promise<void> {
+  async powerLoss(ids: readonly number[]): Promise<PowerLossResult> {
     for (const id of ids) this.checkId(id);
     // All at once: a shared power failure stops every node before any file is cut.
     await Promise.all(ids.map((id) => this.kill(id)));
@@ -377,6 +377,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     for (const id of ids) cuts.push(...cutToFsyncedLengths(this.dataDir(id), this.ledgerPath(id)));
     this.cuts = cuts;
     this.log.info({ nodes: ids, files: cuts.length }, 'power loss: segment files cut to their fsynced lengths');
+    return { cutFiles: cuts.length, cutBytes: cuts.reduce((n, c) => n + c.from - Math.max(0, c.to), 0) };
   }
 
   // ---- heal ----

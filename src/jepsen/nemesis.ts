@@ -87,6 +87,9 @@ function errorJson(e: unknown): Json {
 }
 
 export class ClusterNemesis implements Nemesis {
+  /** With powerLossOneNode: the node every power loss of this run hits (the first one's). */
+  private lossyNode: number | undefined;
+
   constructor(
     private readonly cluster: JepsenCluster,
     private readonly recorder: HistoryRecorder,
@@ -94,6 +97,8 @@ export class ClusterNemesis implements Nemesis {
     private readonly keys: readonly string[],
     /** The wall clock the schedule's `atMs` are measured on (injectable for tests). */
     private readonly nowMs: () => number = () => performance.now(),
+    /** See NemesisOptions.powerLossOneNode. */
+    private readonly powerLossOneNode = false,
   ) {}
 
   async run(steps: readonly FaultStep[], signal: AbortSignal): Promise<void> {
@@ -109,12 +114,15 @@ export class ClusterNemesis implements Nemesis {
     }
   }
 
-  /** Records and performs one op; info (with the error) when it threw. */
-  private async op(f: string, value: { readonly [k: string]: Json }, action: () => Promise<void>): Promise<boolean> {
+  /**
+   * Records and performs one op; info (with the error) when it threw. What the action
+   * resolves with (what it found doing it) is added to the ok op's value.
+   */
+  private async op(f: string, value: { readonly [k: string]: Json }, action: () => Promise<void | { readonly [k: string]: Json }>): Promise<boolean> {
     this.recorder.nemesis('invoke', f, value);
     try {
-      await action();
-      this.recorder.nemesis('ok', f, value);
+      const found = await action();
+      this.recorder.nemesis('ok', f, found ? { ...value, ...found } : value);
       return true;
     } catch (e) {
       this.recorder.nemesis('info', f, value, errorJson(e));
@@ -169,8 +177,9 @@ export class ClusterNemesis implements Nemesis {
         };
       }
       case 'power-loss': {
-        const nodes = step.allNodes ? [...c.nodeIds] : await this.targetNodes(step, rnd);
-        await this.op('power-loss', { nodes }, () => c.powerLoss(nodes));
+        let nodes = step.allNodes ? [...c.nodeIds] : await this.targetNodes(step, rnd);
+        if (this.powerLossOneNode) nodes = [(this.lossyNode ??= step.allNodes ? pick(c.nodeIds, rnd) : nodes[0]!)];
+        await this.op('power-loss', { nodes }, async () => ({ ...(await c.powerLoss(nodes)) }));
         return { healF: 'start', value: { nodes, of: 'power-loss' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }
       case 'partition': {
@@ -220,4 +229,4 @@ export class ClusterNemesis implements Nemesis {
   }
 }
 
-export const createNemesis: CreateNemesis = (cluster, recorder, opts) => new ClusterNemesis(cluster, recorder, opts.seed, opts.keys);
+export const createNemesis: CreateNemesis = (cluster, recorder, opts) => new ClusterNemesis(cluster, recorder, opts.seed, opts.keys, undefined, opts.powerLossOneNode ?? false);

@@ -19,7 +19,7 @@ export interface ReportInput {
   readonly runId: string;
   readonly seed: number;
   readonly schedule: Schedule;
-  readonly options: { readonly nodes: number; readonly timeMs: number; readonly kinds: readonly string[]; readonly unsafe: boolean };
+  readonly options: { readonly nodes: number; readonly timeMs: number; readonly kinds: readonly string[]; readonly unsafe: boolean; readonly flushBeforeAck?: boolean };
   readonly history: History;
   readonly result: CheckResult;
   readonly uncovered: readonly string[];
@@ -203,7 +203,7 @@ export async function renderHtml(r: ReportInput): Promise<string> {
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}tr.found td{background:#fde2e1}.valid{color:#2b7a2b}.invalid{color:#b3261e}pre{background:#f6f6f6;padding:1em;overflow:auto}</style>
 </head><body>
 <h1>Run ${esc(r.runId)}: <span class="${r.result.valid && r.uncovered.length === 0 ? 'valid">VALID' : 'invalid">INVALID'}</span></h1>
-<p>seed ${r.seed}; ${r.options.nodes} nodes; ${r.options.timeMs / 1000} s; nemesis ${esc(r.options.kinds.join(', ') || 'none')}${r.options.unsafe ? '; <b>unsafe mode</b>' : ''}. Replay: <code>raftka jepsen --replay ${r.seed} --nodes ${r.options.nodes} --time ${r.options.timeMs / 1000} --nemesis ${esc(r.options.kinds.join(','))}${r.options.unsafe ? ' --unsafe' : ''}</code></p>
+<p>seed ${r.seed}; ${r.options.nodes} nodes; ${r.options.timeMs / 1000} s; nemesis ${esc(r.options.kinds.join(', ') || 'none')}${r.options.unsafe ? '; <b>unsafe mode</b>' : ''}${r.options.flushBeforeAck === false ? '; topics with flush.before.ack=false' : ''}. Replay: <code>raftka jepsen --replay ${r.seed} ${esc(runFlags(r.options))}</code></p>
 <h2>Anomalies</h2>
 ${anomalyTable(r.result)}
 ${r.uncovered.length > 0 ? `<p class="invalid">Final reads could not read ${esc(r.uncovered.join(', '))} to the end.</p>` : ''}
@@ -218,6 +218,11 @@ ${stats}
 <p>Files: <a href="history.jsonl">history.jsonl</a>, <a href="results.json">results.json</a>.</p>
 </body></html>
 `;
+}
+
+/** The CLI flags that make a run with these options again (after --replay or --seed). */
+export function runFlags(o: { readonly nodes: number; readonly timeMs: number; readonly kinds: readonly string[]; readonly unsafe?: boolean; readonly flushBeforeAck?: boolean }): string {
+  return [`--nodes ${o.nodes}`, `--time ${o.timeMs / 1000}`, `--nemesis ${o.kinds.join(',') || 'none'}`, ...(o.unsafe ? ['--unsafe'] : []), ...(o.flushBeforeAck === false ? ['--no-flush-before-ack'] : [])].join(' ');
 }
 
 /** Writes the report directory (created if needed). */

@@ -20,7 +20,7 @@ import { startJepsenCluster } from './cluster.ts';
 import type { FaultKind, JepsenCluster } from './fault-api.ts';
 import { HistoryRecorder } from './history.ts';
 import { createNemesis } from './nemesis.ts';
-import { writeReport } from './report.ts';
+import { runFlags, writeReport } from './report.ts';
 import { describeSchedule, scheduleArbitrary, scheduleFor, scheduleKeys, type Schedule, type ScheduleOptions } from './schedule.ts';
 import { Workload } from './workload.ts';
 
@@ -31,6 +31,12 @@ export interface RunOptions {
   readonly kinds: readonly FaultKind[];
   /** acks=1, unclean leader election, min.insync.replicas 1: built to lose writes. */
   readonly unsafe?: boolean;
+  /**
+   * false: the workload's topics use flush.before.ack=false (acknowledged once every
+   * in-sync replica has written, not synced), and every power loss of a run hits one
+   * node (see NemesisOptions.powerLossOneNode). Default true, the durable default.
+   */
+  readonly flushBeforeAck?: boolean;
   /** Where run directories go (default `report`). */
   readonly reportDir?: string;
   readonly logger?: Logger;
@@ -60,7 +66,12 @@ const AFTER_HEAL_MS = 2000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function scheduleOptions(o: RunOptions): ScheduleOptions {
-  return { nodes: o.nodes, timeMs: o.timeMs, kinds: o.kinds, unsafe: o.unsafe ?? false };
+  return { nodes: o.nodes, timeMs: o.timeMs, kinds: o.kinds, unsafe: o.unsafe ?? false, flushBeforeAck: o.flushBeforeAck ?? true };
+}
+
+/** Topic configs of a run's workload topics. */
+function topicConfigs(o: RunOptions): Record<string, string> {
+  return { ...brokerOverrides(o.unsafe ?? false), ...(o.flushBeforeAck === false ? { 'flush.before.ack': 'false' } : {}) };
 }
 
 /** Broker config of a run: unsafe mode opens exactly the doors acks=all and min ISR 2 close. */
@@ -73,7 +84,7 @@ function runIdFor(seed: number, suffix = ''): string {
   return `${t}-seed${seed}${suffix}`;
 }
 
-async function createTopics(cluster: JepsenCluster, schedule: Schedule, unsafe: boolean, nodes: number): Promise<void> {
+async function createTopics(cluster: JepsenCluster, schedule: Schedule, configs: Record<string, string>, nodes: number): Promise<void> {
   const admin = new Raftka({ brokers: [...cluster.bootstrap], requestTimeout: 10_000 }).admin();
   await admin.connect();
   try {
@@ -83,7 +94,7 @@ async function createTopics(cluster: JepsenCluster, schedule: Schedule, unsafe: 
         topic,
         numPartitions: schedule.partitions,
         replicationFactor: Math.min(3, nodes),
-        configEntries: Object.entries(brokerOverrides(unsafe)).map(([name, value]) => ({ name, value })),
+        configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })),
       })),
       waitForLeaders: true,
       timeout: 20_000,
@@ -159,7 +170,7 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
     const recorder = new HistoryRecorder(() => Number(process.hrtime.bigint() - t0));
     cluster = await startJepsenCluster({ nodes: opts.nodes, root, overrides: brokerOverrides(unsafe) });
     await cluster.waitReady(RECOVERY_MS);
-    await createTopics(cluster, schedule, unsafe, opts.nodes);
+    await createTopics(cluster, schedule, topicConfigs(opts), opts.nodes);
     const keys = scheduleKeys(schedule);
     log.info({ keys, schedule }, 'workload starting');
     workload = new Workload({
@@ -173,7 +184,7 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
       logger: log,
     });
     workload.start();
-    const nemesis = createNemesis(cluster, recorder, { seed, keys });
+    const nemesis = createNemesis(cluster, recorder, { seed, keys, powerLossOneNode: opts.flushBeforeAck === false });
     // The run's length is wall time by definition: the nemesis plays inside it.
     await Promise.all([nemesis.run(schedule.faults, abort.signal), sleep(opts.timeMs)]);
     recorder.nemesis('invoke', 'heal', { of: 'all' });
@@ -194,7 +205,7 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
       runId,
       seed,
       schedule,
-      options: { nodes: opts.nodes, timeMs: opts.timeMs, kinds: [...opts.kinds], unsafe },
+      options: { nodes: opts.nodes, timeMs: opts.timeMs, kinds: [...opts.kinds], unsafe, flushBeforeAck: opts.flushBeforeAck ?? true },
       history,
       result,
       uncovered,
@@ -261,14 +272,14 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteOutcome> {
   const outcomes: RunOutcome[] = [];
   if (opts.schedule) {
     const o = await runOnce(base, opts.schedule, opts);
-    return { valid: o.valid, outcomes: [o], ...(o.valid ? {} : { failure: { seed: base, schedule: o.schedule, text: failureText(base, o.schedule, 0) } }) };
+    return { valid: o.valid, outcomes: [o], ...(o.valid ? {} : { failure: { seed: base, schedule: o.schedule, text: failureText(base, o.schedule, 0, opts) } }) };
   }
   for (const seed of seeds) {
     if (opts.unsafe) {
       // The unsafe schedule is fixed: nothing to draw or shrink.
       const o = await runOnce(seed, scheduleFor(seed, scheduleOptions(opts)), opts);
       outcomes.push(o);
-      if (!o.valid) return { valid: false, outcomes, failure: { seed, schedule: o.schedule, text: failureText(seed, o.schedule, 0) } };
+      if (!o.valid) return { valid: false, outcomes, failure: { seed, schedule: o.schedule, text: failureText(seed, o.schedule, 0, opts) } };
       continue;
     }
     print(`jepsen: run with seed ${seed} (replay: --replay ${seed})\n${describeSchedule(scheduleFor(seed, scheduleOptions(opts)))}`);
@@ -289,7 +300,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteOutcome> {
       // A run that threw (the cluster never recovered) has no outcome: say why it failed.
       const err = details.errorInstance;
       const thrown = err === null || err === undefined || /Property failed by returning false/.test(String(err)) ? undefined : err instanceof Error ? err.message : String(err);
-      const text = failureText(seed, schedule, Math.max(0, tries - 1)) + (thrown ? `\nthe last failing run threw: ${thrown}` : '');
+      const text = failureText(seed, schedule, Math.max(0, tries - 1), opts) + (thrown ? `\nthe last failing run threw: ${thrown}` : '');
       print(text);
       return { valid: false, outcomes, failure: { seed, schedule, text } };
     }
@@ -297,11 +308,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteOutcome> {
   return { valid: outcomes.every((o) => o.valid), outcomes };
 }
 
-function failureText(seed: number, schedule: Schedule, shrinkRuns: number): string {
+function failureText(seed: number, schedule: Schedule, shrinkRuns: number, opts: RunOptions): string {
   return [
-    `jepsen: FAILED with seed ${seed} — replay with: raftka jepsen --replay ${seed} (same --nodes, --time, --nemesis)`,
+    `jepsen: FAILED with seed ${seed} — replay with: raftka jepsen --replay ${seed} ${runFlags(opts)}`,
     `shrunk schedule (after ${shrinkRuns} shrinking run(s)):`,
     describeSchedule(schedule),
-    `run the shrunk schedule itself with: raftka jepsen --seed ${seed} --schedule '${JSON.stringify(schedule)}'`,
+    `run the shrunk schedule itself with: raftka jepsen --seed ${seed} ${runFlags(opts)} --schedule '${JSON.stringify(schedule)}'`,
   ].join('\n');
 }

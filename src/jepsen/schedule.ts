@@ -22,6 +22,8 @@ export interface ScheduleOptions {
   readonly kinds: readonly FaultKind[];
   /** Unsafe mode: the fixed schedule `unsafeSchedule` rather than a drawn one. */
   readonly unsafe?: boolean;
+  /** false: the topics do not fsync before acknowledging, so no power loss hits every node. */
+  readonly flushBeforeAck?: boolean;
 }
 
 export interface Schedule {
@@ -51,7 +53,7 @@ interface DrawnFault {
   readonly allNodes: boolean;
 }
 
-function drawnFault(kinds: readonly FaultKind[]): fc.Arbitrary<DrawnFault> {
+function drawnFault(kinds: readonly FaultKind[], allNodesPowerLoss: boolean): fc.Arbitrary<DrawnFault> {
   return fc.record({
     kind: fc.constantFrom(...kinds),
     gapMs: fc.integer({ min: 0, max: 4000 }),
@@ -60,7 +62,7 @@ function drawnFault(kinds: readonly FaultKind[]): fc.Arbitrary<DrawnFault> {
     shape: fc.constantFrom(...SHAPES),
     // Jumps both ways, up to a minute: larger than any timeout the nodes use.
     clockOffsetMs: fc.integer({ min: -60_000, max: 60_000 }).filter((x) => x !== 0),
-    allNodes: fc.boolean(),
+    allNodes: allNodesPowerLoss ? fc.boolean() : fc.constant(false),
   });
 }
 
@@ -101,7 +103,7 @@ export function scheduleArbitrary(opts: ScheduleOptions): fc.Arbitrary<Schedule>
   const faults =
     opts.kinds.length === 0
       ? fc.constant<FaultStep[]>([])
-      : fc.array(drawnFault(opts.kinds), { minLength: minFaults, maxLength: maxFaults, size: 'max' }).map((d) => layOut(d, opts.timeMs));
+      : fc.array(drawnFault(opts.kinds, opts.flushBeforeAck !== false), { minLength: minFaults, maxLength: maxFaults, size: 'max' }).map((d) => layOut(d, opts.timeMs));
   return fc.record({
     topics: fc.integer({ min: 1, max: 2 }),
     partitions: fc.integer({ min: 1, max: 3 }),

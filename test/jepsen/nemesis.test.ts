@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ClusterNemesis, createNemesis, linksBetween, majoritiesRing } from '../../src/jepsen/nemesis.ts';
 import { HistoryRecorder, type NemesisOp } from '../../src/jepsen/history.ts';
-import type { FaultStep, JepsenCluster } from '../../src/jepsen/fault-api.ts';
+import type { FaultStep, JepsenCluster, PowerLossResult } from '../../src/jepsen/fault-api.ts';
 import type { ClusterObservations } from '../../src/jepsen/checker.ts';
 import { startProcessJepsenCluster } from '../../src/jepsen/cluster.ts';
 import { assertProperty } from '../support/property.ts';
@@ -67,9 +67,11 @@ class FakeCluster implements JepsenCluster {
     this.call(`clock ${id} ${offsetMs}`);
     this.skew.set(id, (this.skew.get(id) ?? 0) + offsetMs);
   }
-  async powerLoss(ids: readonly number[]): Promise<void> {
+  async powerLoss(ids: readonly number[]): Promise<PowerLossResult> {
     this.call(`power-loss ${ids.join(',')}`);
     for (const id of ids) this.running.delete(id);
+    // As if each node lost the last 100 bytes of one segment.
+    return { cutFiles: ids.length, cutBytes: 100 * ids.length };
   }
   async healAll(): Promise<void> {
     this.call('heal');
@@ -120,6 +122,7 @@ test('every fault kind is recorded as invoke/ok with resolved targets and healed
   assert.deepEqual(ops[4]!.value, { nodes: [3] }, 'partition-leader target resolved');
   assert.deepEqual(ops[8]!.value, { nodes: [1, 2, 3], offsetMs: -5000 });
   assert.deepEqual(ops[12]!.value, { nodes: [1, 2, 3] });
+  assert.deepEqual(ops[13]!.value, { nodes: [1, 2, 3], cutFiles: 3, cutBytes: 300 }, 'the ok op says what the power loss cut');
   assert.deepEqual(ops[16]!.value, { shape: 'isolate-controller', controller: 2, halves: [[2], [1, 3]] });
   assert.deepEqual(ops[20]!.value, { shape: 'isolate-leader-from-followers', key: 'orders-0', leader: 3, halves: [[3], [1, 2]] });
   assert.deepEqual(c.calls.slice(0, 4), ['kill 2', 'start 2', 'pause 3', 'resume 3']);
@@ -130,6 +133,24 @@ test('every fault kind is recorded as invoke/ok with resolved targets and healed
   assert.ok([...c.skew.values()].every((s) => s === 0));
   assert.equal(c.cuts.length, 0);
   assert.ok(c.calls.filter((x) => x === 'heal').length === 2);
+});
+
+test('powerLossOneNode: every power loss of a run hits the node the first one hit, an all-nodes step included', async () => {
+  const c = new FakeCluster([1, 2, 3], 2, { 'orders-0': 3 });
+  const r = recorder();
+  const steps: FaultStep[] = [
+    { kind: 'power-loss', atMs: 0, durationMs: 1, target: 'partition-leader' },
+    { kind: 'kill', atMs: 0, durationMs: 1, target: 'partition-leader' },
+    { kind: 'power-loss', atMs: 0, durationMs: 1, target: 'controller' },
+    { kind: 'power-loss', atMs: 0, durationMs: 1, allNodes: true },
+    { kind: 'power-loss', atMs: 0, durationMs: 1, target: 'random' },
+  ];
+  await createNemesis(c, r, { seed: 7, keys: ['orders-0'], powerLossOneNode: true }).run(steps, never);
+  assert.deepEqual(c.calls, ['power-loss 3', 'start 3', 'kill 3', 'start 3', 'power-loss 3', 'start 3', 'power-loss 3', 'start 3', 'power-loss 3', 'start 3']);
+  // Without it the same steps spread over the nodes.
+  const spread = new FakeCluster([1, 2, 3], 2, { 'orders-0': 3 });
+  await createNemesis(spread, recorder(), { seed: 7, keys: ['orders-0'] }).run(steps, never);
+  assert.deepEqual(spread.calls.filter((x) => x.startsWith('power-loss')).slice(0, 3), ['power-loss 3', 'power-loss 2', 'power-loss 1,2,3']);
 });
 
 test('partition shapes cut the right links and never the clients', async () => {

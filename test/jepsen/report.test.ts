@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { check } from '../../src/jepsen/checker.ts';
 import { parseHistory } from '../../src/jepsen/history.ts';
-import { anomalyTable, latencyPoints, nemesisWindows, throughput, writeReport } from '../../src/jepsen/report.ts';
+import { anomalyTable, latencyPoints, nemesisWindows, runFlags, throughput, writeReport } from '../../src/jepsen/report.ts';
 import { tempDir } from '../support/tmp.ts';
 import { HistoryBuilder, run } from './builder.ts';
 
@@ -107,4 +107,10 @@ test('anomaly table of a valid result lists every anomaly with count 0', () => {
   const html = anomalyTable(check(b.ops));
   assert.doesNotMatch(html, /class="found"/);
   assert.match(html, /data-anomaly="lost-write"><td>lost-write<\/td><td>0<\/td>/);
+});
+
+test('replay flags name every option that changes a run, and only those', () => {
+  assert.equal(runFlags({ nodes: 3, timeMs: 30_000, kinds: ['kill', 'power-loss'] }), '--nodes 3 --time 30 --nemesis kill,power-loss');
+  assert.equal(runFlags({ nodes: 5, timeMs: 20_000, kinds: [], unsafe: true, flushBeforeAck: true }), '--nodes 5 --time 20 --nemesis none --unsafe');
+  assert.equal(runFlags({ nodes: 3, timeMs: 60_000, kinds: ['power-loss'], flushBeforeAck: false }), '--nodes 3 --time 60 --nemesis power-loss --no-flush-before-ack');
 });

@@ -8,7 +8,7 @@ import { parseNemesis } from '../../src/cli/jepsen.ts';
 import { assertProperty } from '../support/property.ts';
 
 const kindsArb = fc.subarray([...FAULT_KINDS], { minLength: 1 });
-const optsArb = fc.record({ nodes: fc.constantFrom(3, 5), timeMs: fc.integer({ min: 5000, max: 120_000 }), kinds: kindsArb });
+const optsArb = fc.record({ nodes: fc.constantFrom(3, 5), timeMs: fc.integer({ min: 5000, max: 120_000 }), kinds: kindsArb, flushBeforeAck: fc.boolean() });
 
 test('schedules: faults only of the --nemesis kinds, one after another, all healed inside the run', async () => {
   await assertProperty(
@@ -24,6 +24,8 @@ test('schedules: faults only of the --nemesis kinds, one after another, all heal
         assert.ok(f.atMs + f.durationMs <= opts.timeMs - LEAD_OUT_MS, 'healed before the run ends');
         if (f.kind === 'partition') assert.ok(f.shape !== undefined);
         if (f.kind === 'clock') assert.ok(f.clockOffsetMs !== undefined && f.clockOffsetMs !== 0);
+        // Unsynced acknowledged writes cannot survive every replica losing power.
+        if (!opts.flushBeforeAck) assert.ok(!f.allNodes, 'no all-nodes power loss on flush.before.ack=false topics');
         prevEnd = f.atMs + f.durationMs;
       }
       for (const k of scheduleKeys(s)) assert.match(k, /^jepsen\d+-\d+$/);
@@ -31,6 +33,11 @@ test('schedules: faults only of the --nemesis kinds, one after another, all heal
     }),
     { numRuns: 200 },
   );
+});
+
+test('flush.before.ack=true schedules still draw all-nodes power losses', () => {
+  const draws = Array.from({ length: 50 }, (_, seed) => scheduleFor(seed, { nodes: 3, timeMs: 60_000, kinds: ['power-loss'], flushBeforeAck: true }));
+  assert.ok(draws.some((s) => s.faults.some((f) => f.allNodes)));
 });
 
 test('a seed determines its schedule, and it is the first schedule fast-check runs with that seed (so --replay and shrinking agree)', async () => {

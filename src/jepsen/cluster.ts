@@ -20,6 +20,7 @@
 // Cuts only add blocks; `healAll` removes all of them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { constants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
 import { RaftkaError } from '../common/errors.ts';
@@ -95,6 +96,14 @@ export interface ProcessJepsenCluster extends JepsenCluster {
   linkConnections(): Record<string, number>;
 }
 
+/** The signals that stop a run: Ctrl-C, and a supervisor's or `timeout`'s SIGTERM. */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/** A shell's exit code for a process ended by `signal` (130 for SIGINT, 143 for SIGTERM). */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal];
+}
+
 class JepsenProcessCluster implements ProcessJepsenCluster {
   readonly nodeIds: readonly number[];
   readonly bootstrap: readonly string[];
@@ -103,7 +112,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
   private clockSeq = 0;
   private cuts: PowerLossCut[] = [];
   private stopping: Promise<void> | undefined;
-  private readonly onSigint = () => this.emergencyStop();
+  private readonly onSignal = (signal: NodeJS.Signals) => this.emergencyStop(signal);
   /** The ports each running node listens on (learned at its start). */
   private readonly ports = new Map<number, PortsFile>();
 
@@ -118,8 +127,8 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
   ) {
     this.nodeIds = pc.spec.nodeIds;
     this.bootstrap = this.nodeIds.map((id) => this.clientAddress(id));
-    // Ctrl-C must not leave nodes running or ports bound.
-    process.on('SIGINT', this.onSigint);
+    // Ctrl-C (or a SIGTERM from a supervisor) must not leave nodes running or ports bound.
+    for (const s of STOP_SIGNALS) process.on(s, this.onSignal);
   }
 
   // ---- identity ----
@@ -502,7 +511,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
 
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
-      process.off('SIGINT', this.onSigint);
+      for (const s of STOP_SIGNALS) process.off(s, this.onSignal);
       await this.stopProcesses();
       await Promise.all(this.allProxies().map((s) => s.proxy.close()));
       this.log.info('jepsen cluster stopped');
@@ -510,14 +519,14 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
     })());
   }
 
-  /** SIGINT: kill synchronously, then let any other handler run or exit like Ctrl-C would. */
-  private emergencyStop(): void {
+  /** SIGINT/SIGTERM: kill synchronously, then let any other handler run or exit as the signal would. */
+  private emergencyStop(signal: NodeJS.Signals): void {
     for (const id of this.nodeIds) {
       const p = this.pc.procs.get(id);
       if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     }
     void this.stop();
-    if (process.listenerCount('SIGINT') === 0) process.exit(130);
+    if (process.listenerCount(signal) === 0) process.exit(signalExitCode(signal));
   }
 }
 

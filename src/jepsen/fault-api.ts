@@ -108,12 +108,16 @@ export interface NemesisOptions {
   readonly seed: number;
   readonly keys: readonly string[];
   /**
-   * Every power loss of the run hits the node the first one hit (a power-loss step aimed
-   * at all nodes included). Runs on topics with flush.before.ack=false need it: there an
-   * acknowledged write may sit unsynced on every replica, and invariant 2 promises only
-   * that it survives while one in-sync replica keeps its power.
+   * Every fault that stops a node uncleanly (kill, power loss) hits the node the first
+   * one hit (a power-loss step aimed at all nodes included). Runs on topics with
+   * flush.before.ack=false need it. There an acknowledged write may sit unsynced on
+   * every replica, and invariant 2 promises only that it survives while one in-sync
+   * replica keeps its power. And the controller cannot tell a kill from a power loss:
+   * any replica restarted after an unclean stop leaves those topics' eligible leader
+   * replicas [KIP-966], so a partition whose replicas all stopped uncleanly is left
+   * without a leader, by design, until an unclean election.
    */
-  readonly powerLossOneNode?: boolean;
+  readonly uncleanStopsOneNode?: boolean;
 }
 
 export type CreateNemesis = (cluster: JepsenCluster, recorder: HistoryRecorder, opts: NemesisOptions) => Nemesis;

@@ -87,8 +87,8 @@ function errorJson(e: unknown): Json {
 }
 
 export class ClusterNemesis implements Nemesis {
-  /** With powerLossOneNode: the node every power loss of this run hits (the first one's). */
-  private lossyNode: number | undefined;
+  /** With uncleanStopsOneNode: the node every kill and power loss of this run hits (the first one's). */
+  private uncleanNode: number | undefined;
 
   constructor(
     private readonly cluster: JepsenCluster,
@@ -97,8 +97,8 @@ export class ClusterNemesis implements Nemesis {
     private readonly keys: readonly string[],
     /** The wall clock the schedule's `atMs` are measured on (injectable for tests). */
     private readonly nowMs: () => number = () => performance.now(),
-    /** See NemesisOptions.powerLossOneNode. */
-    private readonly powerLossOneNode = false,
+    /** See NemesisOptions.uncleanStopsOneNode. */
+    private readonly uncleanStopsOneNode = false,
   ) {}
 
   async run(steps: readonly FaultStep[], signal: AbortSignal): Promise<void> {
@@ -151,12 +151,22 @@ export class ClusterNemesis implements Nemesis {
     }
   }
 
+  /**
+   * The nodes an unclean stop hits: with uncleanStopsOneNode the run's one such node
+   * (`chosen`'s first, the first time), else `unpinned` when given (every node), else `chosen`.
+   */
+  private pinUnclean(chosen: number[], unpinned?: number[]): number[] {
+    if (!this.uncleanStopsOneNode) return unpinned ?? chosen;
+    this.uncleanNode ??= chosen[0]!;
+    return [this.uncleanNode];
+  }
+
   /** Starts a fault; returns how to heal it, or undefined when nothing needs healing. */
   private async begin(step: FaultStep, rnd: Random): Promise<Active | undefined> {
     const c = this.cluster;
     switch (step.kind) {
       case 'kill': {
-        const nodes = await this.targetNodes(step, rnd);
+        const nodes = this.pinUnclean(await this.targetNodes(step, rnd));
         await this.op('kill', { nodes }, () => Promise.all(nodes.map((id) => c.kill(id))).then(() => undefined));
         return { healF: 'start', value: { nodes, of: 'kill' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }
@@ -177,8 +187,7 @@ export class ClusterNemesis implements Nemesis {
         };
       }
       case 'power-loss': {
-        let nodes = step.allNodes ? [...c.nodeIds] : await this.targetNodes(step, rnd);
-        if (this.powerLossOneNode) nodes = [(this.lossyNode ??= step.allNodes ? pick(c.nodeIds, rnd) : nodes[0]!)];
+        const nodes = this.pinUnclean(step.allNodes ? [pick(c.nodeIds, rnd)] : await this.targetNodes(step, rnd), step.allNodes ? [...c.nodeIds] : undefined);
         await this.op('power-loss', { nodes }, async () => ({ ...(await c.powerLoss(nodes)) }));
         return { healF: 'start', value: { nodes, of: 'power-loss' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }
@@ -229,4 +238,4 @@ export class ClusterNemesis implements Nemesis {
   }
 }
 
-export const createNemesis: CreateNemesis = (cluster, recorder, opts) => new ClusterNemesis(cluster, recorder, opts.seed, opts.keys, undefined, opts.powerLossOneNode ?? false);
+export const createNemesis: CreateNemesis = (cluster, recorder, opts) => new ClusterNemesis(cluster, recorder, opts.seed, opts.keys, undefined, opts.uncleanStopsOneNode ?? false);

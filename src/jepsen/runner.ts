@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { componentLogger, silentLogger, type Logger } from '../common/logger.ts';
 import { Raftka } from '../client/index.ts';
 import { check, type CheckResult } from './checker.ts';
-import { startJepsenCluster } from './cluster.ts';
+import { STOP_SIGNALS, signalExitCode, startJepsenCluster } from './cluster.ts';
 import type { FaultKind, JepsenCluster } from './fault-api.ts';
 import { HistoryRecorder } from './history.ts';
 import { createNemesis } from './nemesis.ts';
@@ -33,8 +33,9 @@ export interface RunOptions {
   readonly unsafe?: boolean;
   /**
    * false: the workload's topics use flush.before.ack=false (acknowledged once every
-   * in-sync replica has written, not synced), and every power loss of a run hits one
-   * node (see NemesisOptions.powerLossOneNode). Default true, the durable default.
+   * in-sync replica has written, not synced), and every kill and power loss of a run
+   * hits one node (see NemesisOptions.uncleanStopsOneNode). Default true, the durable
+   * default.
    */
   readonly flushBeforeAck?: boolean;
   /** Where run directories go (default `report`). */
@@ -161,10 +162,10 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
       if (keepLogsOnCleanup) keepLogs(root, reportPath);
       rmSync(root, { recursive: true, force: true });
     })());
-  const onSigint = () => {
-    void cleanup().finally(() => process.exit(130));
+  const onSignal = (signal: NodeJS.Signals) => {
+    void cleanup().finally(() => process.exit(signalExitCode(signal)));
   };
-  process.on('SIGINT', onSigint);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     const t0 = process.hrtime.bigint();
     const recorder = new HistoryRecorder(() => Number(process.hrtime.bigint() - t0));
@@ -184,7 +185,7 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
       logger: log,
     });
     workload.start();
-    const nemesis = createNemesis(cluster, recorder, { seed, keys, powerLossOneNode: opts.flushBeforeAck === false });
+    const nemesis = createNemesis(cluster, recorder, { seed, keys, uncleanStopsOneNode: opts.flushBeforeAck === false });
     // The run's length is wall time by definition: the nemesis plays inside it.
     await Promise.all([nemesis.run(schedule.faults, abort.signal), sleep(opts.timeMs)]);
     recorder.nemesis('invoke', 'heal', { of: 'all' });
@@ -218,7 +219,7 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
     throw e;
   } finally {
     await cleanup();
-    process.off('SIGINT', onSigint);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
 

@@ -51,28 +51,30 @@ test('raftka jepsen: an unknown --nemesis kind is one clear line and exit code 1
   assert.match(r.out(), /raftka jepsen: --nemesis: unknown fault "meteor"; choose from kill, pause, partition, clock, power-loss/);
 });
 
-test('raftka jepsen: Ctrl-C mid-run stops every node process and removes the temp root', { timeout: 120_000 }, async (t) => {
-  const tmp = tempDir(t, 'raftka-jepsen-sigint-');
-  const reports = tempDir(t, 'raftka-jepsen-sigint-report-');
-  const r = runCli(['--time', '60', '--nemesis', 'pause', '--seed', '1', '--report-dir', reports], { TMPDIR: tmp });
-  defer(t, () => {
-    if (r.child.exitCode === null) r.child.kill('SIGKILL');
+for (const [signal, exitCode, what] of [['SIGINT', 130, 'Ctrl-C'], ['SIGTERM', 143, 'SIGTERM']] as const) {
+  test(`raftka jepsen: ${what} mid-run stops every node process and removes the temp root`, { timeout: 120_000 }, async (t) => {
+    const tmp = tempDir(t, 'raftka-jepsen-sigint-');
+    const reports = tempDir(t, 'raftka-jepsen-sigint-report-');
+    const r = runCli(['--time', '60', '--nemesis', 'pause', '--seed', '1', '--report-dir', reports], { TMPDIR: tmp });
+    defer(t, () => {
+      if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    });
+    // The run is under way once every node of the cluster is up and the workload started.
+    const root = await waitFor(
+      'the jepsen cluster to start',
+      () => {
+        const d = readdirSync(tmp).find((x) => x.startsWith('raftka-jepsen-'));
+        return d !== undefined && processesUnder(join(tmp, d)).length === 3 && r.out().includes('run with seed') ? join(tmp, d) : undefined;
+      },
+      60_000,
+      100,
+    );
+    // Topics exist (a replica directory of the workload's first partition): the workload runs.
+    await waitFor('the workload to start', () => hasDir(root, 'jepsen0-0'), 60_000, 100);
+    r.child.kill(signal);
+    const { code } = await r.exited;
+    assert.equal(code, exitCode, r.out());
+    assert.deepEqual(processesUnder(root), [], 'no node process left');
+    assert.equal(existsSync(root), false, 'temp root removed');
   });
-  // The run is under way once every node of the cluster is up and the workload started.
-  const root = await waitFor(
-    'the jepsen cluster to start',
-    () => {
-      const d = readdirSync(tmp).find((x) => x.startsWith('raftka-jepsen-'));
-      return d !== undefined && processesUnder(join(tmp, d)).length === 3 && r.out().includes('run with seed') ? join(tmp, d) : undefined;
-    },
-    60_000,
-    100,
-  );
-  // Topics exist (a replica directory of the workload's first partition): the workload runs.
-  await waitFor('the workload to start', () => hasDir(root, 'jepsen0-0'), 60_000, 100);
-  r.child.kill('SIGINT');
-  const { code } = await r.exited;
-  assert.equal(code, 130, r.out());
-  assert.deepEqual(processesUnder(root), [], 'no node process left');
-  assert.equal(existsSync(root), false, 'temp root removed');
-});
+}

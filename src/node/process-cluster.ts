@@ -95,10 +95,25 @@ function track(child: ChildProcess): void {
   if (!exitHook) {
     exitHook = true;
     // Never leave a node running when the owner dies (test failure, Ctrl-C).
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
+    process.once('exit', killLive);
+    // A signal's default action ends the process without 'exit' handlers, and a SIGTERM
+    // sent to the owner alone (a supervisor, `timeout`, a test runner) reaches no node.
+    // Unless the owner handles the signal itself (then it exits through 'exit'), the
+    // nodes are killed and the signal raised again for its default action.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      const onSignal = (): void => {
+        if (process.listenerCount(signal) > 1) return;
+        killLive();
+        process.off(signal, onSignal);
+        process.kill(process.pid, signal);
+      };
+      process.on(signal, onSignal);
+    }
   }
+}
+
+function killLive(): void {
+  for (const c of live) c.kill('SIGKILL');
 }
 
 export class ProcessCluster {

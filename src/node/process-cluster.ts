@@ -3,7 +3,8 @@
 // bundle, see broker-bundle.ts), and stops every process it started by PID. Used by
 // `raftka dev`, the multi-process tests and the benchmarks.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { formatDir, readMetaProperties } from '../io/meta-properties.ts';
@@ -54,7 +55,10 @@ export const DEV_OVERRIDES: Record<string, string> = {
  * Chosen at random below the kernel's ephemeral range and checked by binding: a port the
  * kernel handed out for port 0 lies inside that range, where any process's outgoing
  * connection may take it as its local port before our server binds it (seen as
- * EADDRINUSE in parallel test runs).
+ * EADDRINUSE in parallel test runs). Each port is also reserved for the lifetime of this
+ * process (see reservePort), so parallel test processes never pick the same one in the
+ * seconds between the check and their nodes binding it, nor one a node of theirs will
+ * bind again on a restart.
  */
 export async function freePorts(n: number, random: () => number = Math.random): Promise<number[]> {
   const [low, high] = listenPortRange();
@@ -62,9 +66,41 @@ export async function freePorts(n: number, random: () => number = Math.random): 
   for (let attempt = 0; out.length < n; attempt++) {
     if (attempt > 100 * n + 1000) throw new Error(`no ${n} free ports found in [${low}, ${high})`);
     const port = low + Math.floor(random() * (high - low));
-    if (!out.includes(port) && (await canListen(port))) out.push(port);
+    if (out.includes(port) || !(await canListen(port))) continue;
+    if (reservePort(port)) out.push(port);
   }
   return out;
+}
+
+/** Where freePorts reservations live: one file per port, named by it, holding the owner's pid. */
+export const PORT_RESERVATIONS_DIR = join(tmpdir(), 'raftka-port-reservations');
+const reservations = new Set<string>();
+let reservationsReleasedAtExit = false;
+
+/**
+ * Claims `port` for this process by creating its reservation file exclusively; false when
+ * another process (or an earlier call here) holds it. A holder that died without removing
+ * its file keeps the port out of use: there is no race-free way to take a file over, and
+ * the range has twenty thousand more. Reservations go when this process exits.
+ */
+function reservePort(port: number): boolean {
+  const file = join(PORT_RESERVATIONS_DIR, String(port));
+  try {
+    if (!reservationsReleasedAtExit) {
+      reservationsReleasedAtExit = true;
+      mkdirSync(PORT_RESERVATIONS_DIR, { recursive: true });
+      process.once('exit', () => {
+        for (const f of reservations) rmSync(f, { force: true });
+      });
+    }
+    writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    // No shared temp dir to coordinate through: the bind check alone decides.
+    return true;
+  }
+  reservations.add(file);
+  return true;
 }
 
 /** [low, high) for freePorts: from 10000 up to the start of the ephemeral range. */

@@ -1,7 +1,6 @@
 // `npm run bench -- log [--json] [--mib N]`: the storage engine against raw `fs` on the
 // same disk, in one run. See issue #2 for the fields and targets.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { PartitionLog } from '../../src/log/partition-log.ts';
 import { logConfig } from '../../src/log/config.ts';
 import { buildBatch } from '../../src/log/batch.ts';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { syncFileSystemOf } from '../bench-support/writeback.ts';
 
 const MiB = 1024 * 1024;
 const PIPELINE = 8;
@@ -24,9 +24,9 @@ function batchOfSize(bytes: number): Buffer {
   return buildBatch([{ key: 'k', value: Buffer.alloc(bytes - 80, 0x61) }]);
 }
 
-/** Writes back all dirty pages (and removes `path`), so every write measurement starts alike. */
-function settle(path?: string): void {
-  spawnSync('sync');
+/** Writes back the dirty pages under `root` (and removes `path`), so every write measurement starts alike. */
+function settle(root: string, path?: string): void {
+  syncFileSystemOf(root);
   if (path) rmSync(path, { force: true });
 }
 
@@ -66,7 +66,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const rawWrite = async () => {
       await log1?.deleteAll();
       log1 = undefined;
-      settle(rawPath);
+      settle(root, rawPath);
       const fh = await open(rawPath, 'w');
       const mbs = await steadyRate(totalMiB, MiB, async (tick) => {
         for (let i = 0; i < totalMiB; i++) {
@@ -81,7 +81,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     const logAppend = async (name: string) => {
       await log1?.deleteAll();
       // Both kinds of pass start alike: nothing of the previous pass left in the cache.
-      settle(rawPath);
+      settle(root, rawPath);
       const log = await PartitionLog.open(join(root, name), { config: cfg() });
       log1 = log;
       // A broker pipelines appends (several producers): PIPELINE appends in flight, so
@@ -162,7 +162,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     ctx.progress('log append of 16 KiB batches');
     const log16 = await PartitionLog.open(join(root, 'log-16k'), { config: cfg() });
     const small = batchOfSize(16 * 1024);
-    settle();
+    settle(root);
     const n16 = Math.floor((totalMiB / 2) * 64);
     // Small batches come from many producers at once: SMALL_IN_FLIGHT appends in flight,
     // which the log coalesces into one writev each time it drains its queue.

@@ -17,7 +17,6 @@
 // and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
 // (default 1: a full run takes about 3 minutes here). --cpu-prof DIR runs the brokers
 // under `node --cpu-prof` (profiles written at their controlled shutdown).
-import { execFileSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -34,6 +33,7 @@ import { progressLine } from '../../src/perf/coordinator.ts';
 import { LatencyRecorder, summarize } from '../../src/perf/latency.ts';
 import { barChart, latencyChart } from '../bench-support/charts.ts';
 import { rawGrpcStream, spawnSink } from '../bench-support/sinks.ts';
+import { syncFileSystemOf } from '../bench-support/writeback.ts';
 
 const PARTITIONS = 6;
 /**
@@ -371,7 +371,7 @@ async function runMatrix(ctx: BenchContext): Promise<MatrixResult> {
     closeRssWindow(run);
     step(`  brokers used ${cpuByRun[run]!.toFixed(1)} CPU seconds in ${run}`);
     const t = performance.now();
-    execFileSync('sync');
+    syncFileSystemOf(root);
     const ms = performance.now() - t;
     if (ms > 200) step(`  (sync: ${ms.toFixed(0)} ms of writeback before the next run)`);
     await new Promise((r) => setTimeout(r, 200));

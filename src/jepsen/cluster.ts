@@ -26,7 +26,7 @@ import { pino } from 'pino';
 import { RaftkaError } from '../common/errors.ts';
 import { componentLogger, createLogger, type Logger } from '../common/logger.ts';
 import { RawClient } from '../client/raw-client.ts';
-import { DEV_OVERRIDES, ProcessCluster } from '../node/process-cluster.ts';
+import { DEV_OVERRIDES, ProcessCluster, signalHandledElsewhere } from '../node/process-cluster.ts';
 import { cutToFsyncedLengths, readClockAck, readPortsFile, writeClockControl, type PortsFile, type PowerLossCut } from '../node/test-hooks.ts';
 import type { DescribeClusterResponse, MetadataResponse } from '../proto/raftka.ts';
 import type { ClusterObservations, PartitionReplicas, VoterLog } from './checker.ts';
@@ -526,7 +526,7 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
       if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     }
     void this.stop();
-    if (process.listenerCount(signal) === 0) process.exit(signalExitCode(signal));
+    if (!signalHandledElsewhere(signal)) process.exit(signalExitCode(signal));
   }
 }
 

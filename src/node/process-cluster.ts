@@ -135,17 +135,29 @@ function track(child: ChildProcess): void {
     // A signal's default action ends the process without 'exit' handlers, and a SIGTERM
     // sent to the owner alone (a supervisor, `timeout`, a test runner) reaches no node.
     // Unless the owner handles the signal itself (then it exits through 'exit'), the
-    // nodes are killed and the signal raised again for its default action.
+    // nodes are killed and the signal raised again for its default action. Prepended, so
+    // it sees the owner's handlers before any of them removes itself.
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       const onSignal = (): void => {
-        if (process.listenerCount(signal) > 1) return;
+        if (signalHandledElsewhere(signal)) return;
         killLive();
         process.off(signal, onSignal);
         process.kill(process.pid, signal);
       };
-      process.on(signal, onSignal);
+      safetyNets.add(onSignal);
+      process.prependListener(signal, onSignal);
     }
   }
+}
+
+const safetyNets = new Set<unknown>();
+
+/**
+ * Whether `signal` has a handler besides ProcessCluster's own safety net: an owner that
+ * handles a signal itself decides whether to exit, and must not count the safety net.
+ */
+export function signalHandledElsewhere(signal: NodeJS.Signals): boolean {
+  return process.listeners(signal).some((l) => !safetyNets.has(l));
 }
 
 function killLive(): void {

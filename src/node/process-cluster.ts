@@ -89,9 +89,7 @@ function reservePort(port: number): boolean {
     if (!reservationsReleasedAtExit) {
       reservationsReleasedAtExit = true;
       mkdirSync(PORT_RESERVATIONS_DIR, { recursive: true });
-      process.once('exit', () => {
-        for (const f of reservations) rmSync(f, { force: true });
-      });
+      process.once('exit', releaseReservations);
     }
     writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
   } catch (e) {
@@ -101,6 +99,11 @@ function reservePort(port: number): boolean {
   }
   reservations.add(file);
   return true;
+}
+
+function releaseReservations(): void {
+  for (const f of reservations) rmSync(f, { force: true });
+  reservations.clear();
 }
 
 /** [low, high) for freePorts: from 10000 up to the start of the ephemeral range. */
@@ -135,12 +138,13 @@ function track(child: ChildProcess): void {
     // A signal's default action ends the process without 'exit' handlers, and a SIGTERM
     // sent to the owner alone (a supervisor, `timeout`, a test runner) reaches no node.
     // Unless the owner handles the signal itself (then it exits through 'exit'), the
-    // nodes are killed and the signal raised again for its default action. Prepended, so
-    // it sees the owner's handlers before any of them removes itself.
+    // nodes are killed, the ports released and the signal raised again for its default
+    // action. Prepended, so it sees the owner's handlers before any of them removes itself.
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       const onSignal = (): void => {
         if (signalHandledElsewhere(signal)) return;
         killLive();
+        releaseReservations();
         process.off(signal, onSignal);
         process.kill(process.pid, signal);
       };

@@ -1,12 +1,14 @@
 // A SIGTERM or SIGHUP sent to the owner of a ProcessCluster alone (a supervisor, `timeout`,
-// a test runner) must not leave its nodes running: the signal's default action skips
-// 'exit' handlers, so ProcessCluster kills its nodes first and then lets the signal act.
+// a test runner) must not leave its nodes running or its ports reserved: the signal's
+// default action skips 'exit' handlers, so ProcessCluster kills its nodes and releases the
+// ports first, and then lets the signal act.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PORT_RESERVATIONS_DIR } from '../../src/node/process-cluster.ts';
 import { tempDir, waitFor } from '../support/tmp.ts';
 
 const PROCESS_CLUSTER = fileURLToPath(new URL('../../src/node/process-cluster.ts', import.meta.url));
@@ -30,7 +32,7 @@ for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
 const ports = await freePorts(2);
 const c = ProcessCluster.prepare({ root: ${JSON.stringify(join(root, 'cluster'))}, nodeIds: [1], clientPorts: [ports[0]], controllerPorts: [ports[1]], overrides: DEV_OVERRIDES });
 c.startAll();
-process.stdout.write(JSON.stringify({ node: c.pid(1) }) + '\\n');
+process.stdout.write(JSON.stringify({ node: c.pid(1), ports }) + '\\n');
 setInterval(() => undefined, 1000);
 `,
     );
@@ -43,11 +45,14 @@ setInterval(() => undefined, 1000);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       if (started.node !== undefined && alive(started.node)) process.kill(started.node, 'SIGKILL');
     });
-    const nodePid = await waitFor('the node pid', () => (out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { node: number }).node : undefined), 30_000, 20);
+    const owned = await waitFor('the node pid', () => (out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { node: number; ports: number[] }) : undefined), 30_000, 20);
+    const nodePid = owned.node;
+    for (const p of owned.ports) assert.ok(existsSync(join(PORT_RESERVATIONS_DIR, String(p))), `port ${p} reserved`);
     started.node = nodePid;
     assert.ok(alive(nodePid), 'the node runs');
     child.kill(signal);
     assert.equal(await exited, signal, 'the owner ended by the signal, as without the handler');
     await waitFor('the node process to be gone', () => (alive(nodePid) ? undefined : true), 10_000, 20);
+    for (const p of owned.ports) assert.ok(!existsSync(join(PORT_RESERVATIONS_DIR, String(p))), `port ${p} still reserved after its owner died`);
   });
 }

@@ -10,18 +10,9 @@ import { checkControllers, checkMetadataLogs, checkReplicas } from '../../src/je
 import { readReplicaLog, replicaImages } from '../../src/jepsen/observations.ts';
 import { readFsyncLedger } from '../../src/node/test-hooks.ts';
 import { Raftka } from '../../src/client/index.ts';
-import { defer, tempDir, waitFor } from '../support/tmp.ts';
+import { defer, pidAlive, tempDir, waitFor } from '../support/tmp.ts';
 
 type HasAfter = Parameters<typeof defer>[0];
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function procState(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -42,7 +33,7 @@ async function startCluster(t: HasAfter): Promise<{ cluster: ProcessJepsenCluste
   defer(t, async () => {
     pids();
     await cluster.stop();
-    for (const pid of seen) assert.equal(alive(pid), false, `pid ${pid} still running after stop()`);
+    for (const pid of seen) assert.equal(pidAlive(pid), false, `pid ${pid} still running after stop()`);
   });
   await cluster.waitReady(30_000);
   pids();
@@ -104,7 +95,7 @@ test('jepsen cluster: clients only see proxies; isolating the controller elects 
   const victim = others.find((id) => id !== next)!;
   const killedPid = cluster.pid(victim)!;
   await cluster.kill(victim);
-  assert.equal(alive(killedPid), false);
+  assert.equal(pidAlive(killedPid), false);
   assert.equal(cluster.isRunning(victim), false);
   await produce(5); // RF 3, min.insync.replicas 2: two nodes suffice
   await cluster.start(victim);
@@ -213,7 +204,7 @@ test('jepsen cluster: power loss cuts segment files to their fsynced lengths and
   const before = statSync(seg).size;
   const oldPid = cluster.pid(leader)!;
   await cluster.powerLoss([leader]);
-  assert.equal(alive(oldPid), false);
+  assert.equal(pidAlive(oldPid), false);
   const ledger = readFsyncLedger(cluster.ledgerPath(leader));
   const cut = cluster.lastPowerLoss().find((c) => c.file === seg);
   assert.ok(cut, `the leader's segment was cut (cuts: ${JSON.stringify(cluster.lastPowerLoss())})`);
@@ -254,8 +245,8 @@ test('Ctrl-C on the owning process kills every node of a jepsen cluster', async 
   });
   const pids = await waitFor('the node pids', () => (out.includes(']') ? (JSON.parse(out.trim().split('\n')[0]!) as number[]) : undefined), 30_000);
   assert.equal(pids.length, 2);
-  assert.ok(pids.every(alive));
+  assert.ok(pids.every(pidAlive));
   owner.kill('SIGINT');
   assert.equal(await exited, 130, 'exits like an interrupted process');
-  await waitFor('every node gone', () => pids.every((p) => !alive(p)), 10_000);
+  await waitFor('every node gone', () => pids.every((p) => !pidAlive(p)), 10_000);
 });

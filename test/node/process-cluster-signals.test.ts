@@ -9,18 +9,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PORT_RESERVATIONS_DIR } from '../../src/node/process-cluster.ts';
-import { tempDir, waitFor } from '../support/tmp.ts';
+import { pidAlive, tempDir, waitFor } from '../support/tmp.ts';
 
 const PROCESS_CLUSTER = fileURLToPath(new URL('../../src/node/process-cluster.ts', import.meta.url));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
   test(`${signal} to the owner of a ProcessCluster kills its nodes, then ends the owner as the signal does`, { timeout: 60_000 }, async (t) => {
@@ -43,16 +34,16 @@ setInterval(() => undefined, 1000);
     const started: { node?: number } = {};
     t.after(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      if (started.node !== undefined && alive(started.node)) process.kill(started.node, 'SIGKILL');
+      if (started.node !== undefined && pidAlive(started.node)) process.kill(started.node, 'SIGKILL');
     });
     const owned = await waitFor('the node pid', () => (out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { node: number; ports: number[] }) : undefined), 30_000, 20);
     const nodePid = owned.node;
     for (const p of owned.ports) assert.ok(existsSync(join(PORT_RESERVATIONS_DIR, String(p))), `port ${p} reserved`);
     started.node = nodePid;
-    assert.ok(alive(nodePid), 'the node runs');
+    assert.ok(pidAlive(nodePid), 'the node runs');
     child.kill(signal);
     assert.equal(await exited, signal, 'the owner ended by the signal, as without the handler');
-    await waitFor('the node process to be gone', () => (alive(nodePid) ? undefined : true), 10_000, 20);
+    await waitFor('the node process to be gone', () => (pidAlive(nodePid) ? undefined : true), 10_000, 20);
     for (const p of owned.ports) assert.ok(!existsSync(join(PORT_RESERVATIONS_DIR, String(p))), `port ${p} still reserved after its owner died`);
   });
 }

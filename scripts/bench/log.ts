@@ -8,16 +8,12 @@ import { PartitionLog } from '../../src/log/partition-log.ts';
 import { logConfig } from '../../src/log/config.ts';
 import { buildBatch } from '../../src/log/batch.ts';
 import type { BenchContext, BenchResult } from '../bench.ts';
+import { numberArg } from '../bench-support/args.ts';
 import { syncFileSystemOf } from '../bench-support/writeback.ts';
 
 const MiB = 1024 * 1024;
 const PIPELINE = 8;
 const SMALL_IN_FLIGHT = 64;
-
-function argNumber(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : dflt;
-}
 
 function batchOfSize(bytes: number): Buffer {
   // One record whose value fills the batch: 61 header bytes plus ~10 of record framing.
@@ -50,8 +46,8 @@ async function timed(fn: () => Promise<number>): Promise<number> {
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const totalMiB = argNumber(ctx.args, '--mib', 2048);
-  const recoveryMiB = argNumber(ctx.args, '--recovery-mib', 1024);
+  const totalMiB = numberArg(ctx.args, '--mib', 2048);
+  const recoveryMiB = numberArg(ctx.args, '--recovery-mib', 1024);
   const root = mkdtempSync(join(process.env['RAFTKA_BENCH_DIR'] ?? tmpdir(), 'raftka-bench-log-'));
   const cfg = (extra: Record<string, unknown> = {}) =>
     logConfig({ 'max.message.bytes': 2 * MiB, 'flush.before.ack': false, ...extra });

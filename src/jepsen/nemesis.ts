@@ -152,12 +152,12 @@ export class ClusterNemesis implements Nemesis {
   }
 
   /**
-   * The nodes an unclean stop hits: with uncleanStopsOneNode the run's one such node
-   * (`chosen`'s first, the first time), else `unpinned` when given (every node), else `chosen`.
+   * The nodes an unclean stop hits: `chosen`, or with uncleanStopsOneNode the run's one
+   * such node (the first time, one of `chosen`).
    */
-  private pinUnclean(chosen: number[], unpinned?: number[]): number[] {
-    if (!this.uncleanStopsOneNode) return unpinned ?? chosen;
-    this.uncleanNode ??= chosen[0]!;
+  private pinUnclean(chosen: number[], rnd: Random): number[] {
+    if (!this.uncleanStopsOneNode) return chosen;
+    this.uncleanNode ??= chosen.length === 1 ? chosen[0]! : pick(chosen, rnd);
     return [this.uncleanNode];
   }
 
@@ -166,7 +166,7 @@ export class ClusterNemesis implements Nemesis {
     const c = this.cluster;
     switch (step.kind) {
       case 'kill': {
-        const nodes = this.pinUnclean(await this.targetNodes(step, rnd));
+        const nodes = this.pinUnclean(await this.targetNodes(step, rnd), rnd);
         await this.op('kill', { nodes }, () => Promise.all(nodes.map((id) => c.kill(id))).then(() => undefined));
         return { healF: 'start', value: { nodes, of: 'kill' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }
@@ -187,7 +187,7 @@ export class ClusterNemesis implements Nemesis {
         };
       }
       case 'power-loss': {
-        const nodes = this.pinUnclean(step.allNodes ? [pick(c.nodeIds, rnd)] : await this.targetNodes(step, rnd), step.allNodes ? [...c.nodeIds] : undefined);
+        const nodes = this.pinUnclean(step.allNodes ? [...c.nodeIds] : await this.targetNodes(step, rnd), rnd);
         await this.op('power-loss', { nodes }, async () => ({ ...(await c.powerLoss(nodes)) }));
         return { healF: 'start', value: { nodes, of: 'power-loss' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }

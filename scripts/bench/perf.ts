@@ -17,7 +17,7 @@
 // and bench/charts/*.svg. MB = 10^6 bytes. --scale shrinks or grows every record count
 // (default 1: a full run takes about 3 minutes here). --cpu-prof DIR runs the brokers
 // under `node --cpu-prof` (profiles written at their controlled shutdown).
-import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -30,10 +30,10 @@ import { producePerf, type ProduceSummary } from '../../src/perf/produce.ts';
 import { consumePerf, type ConsumeSummary } from '../../src/perf/consume.ts';
 import { e2ePerf, type E2eSummary } from '../../src/perf/e2e.ts';
 import { progressLine } from '../../src/perf/coordinator.ts';
-import { LatencyRecorder, summarize } from '../../src/perf/latency.ts';
 import { barChart, latencyChart } from '../bench-support/charts.ts';
 import { rawGrpcStream, spawnSink } from '../bench-support/sinks.ts';
 import { syncFileSystemOf } from '../bench-support/writeback.ts';
+import { rawDiskWrite, rawFdatasync } from '../bench-support/disk.ts';
 
 const PARTITIONS = 6;
 /**
@@ -97,43 +97,6 @@ function arg(args: string[], name: string): string | undefined {
 }
 
 // ─── baselines ───
-
-/** Sequential 1 MiB writes into a new file (fresh page-cache pages), no sync. */
-function rawDiskWrite(dir: string, mib: number): number {
-  const path = join(dir, 'raw-write.bin');
-  const buf = Buffer.alloc(1 << 20, 0x61);
-  const fd = openSync(path, 'w');
-  const t0 = performance.now();
-  for (let i = 0; i < mib; i++) writeSync(fd, buf);
-  const secs = (performance.now() - t0) / 1000;
-  closeSync(fd);
-  rmSync(path);
-  return (mib * 1.048576) / secs;
-}
-
-/** 4 KiB append + fdatasync, one after the other, for `seconds`. */
-function rawFdatasync(dir: string, seconds: number): { perSec: number; p50Ms: number; p99Ms: number } {
-  const path = join(dir, 'raw-sync.bin');
-  const buf = Buffer.alloc(4096, 0x62);
-  const fd = openSync(path, 'w');
-  const lat = new LatencyRecorder();
-  let n = 0;
-  const t0 = performance.now();
-  const end = t0 + seconds * 1000;
-  while (performance.now() < end) {
-    const t = performance.now();
-    writeSync(fd, buf);
-    fdatasyncSync(fd);
-    lat.record(performance.now() - t);
-    n++;
-  }
-  const secs = (performance.now() - t0) / 1000;
-  closeSync(fd);
-  rmSync(path);
-  const s = summarize(lat.histogram);
-  lat.destroy();
-  return { perSec: n / secs, p50Ms: s.p50Ms, p99Ms: s.p99Ms };
-}
 
 /** One TCP connection to another process, 64 KiB writes for `seconds`, counted by the receiver. */
 async function rawTcp(payload: Buffer, seconds: number): Promise<number> {

@@ -17,6 +17,7 @@ import { ReplicaFetcherManager } from './replica-fetcher.ts';
 import {
   tpKey,
   type ControllerClient,
+  type LeaderlessReplica,
   type PartitionAssignment,
   type ReplicaFetchClient,
   type ReplicaFetchPartitionResponse,
@@ -137,6 +138,21 @@ export class ReplicaManager {
 
   allPartitions(): Partition[] {
     return [...this.partitions.values()];
+  }
+
+  /**
+   * Where the log of every hosted replica whose partition has no leader ends (at most
+   * `max` of them), for the controller's unclean elections [KIP-966 unclean recovery].
+   * Nothing appends to such a log until a leader is elected.
+   */
+  leaderlessReplicas(max: number): LeaderlessReplica[] {
+    const out: LeaderlessReplica[] = [];
+    for (const p of this.partitions.values()) {
+      if (out.length >= max) break;
+      if (p.role.kind !== 'follower' || p.role.leaderId >= 0) continue;
+      out.push({ topicId: p.tp.topicId, partition: p.tp.partition, leaderEpoch: p.leaderEpoch, lastWrittenEpoch: p.lastFetchedEpoch(), logEndOffset: p.log.logEndOffset });
+    }
+    return out;
   }
 
   // ---- reconciliation with the metadata image ----

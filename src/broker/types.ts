@@ -19,6 +19,17 @@ export interface PartitionAssignment extends TopicPartition {
   readonly config: Readonly<Record<string, string>>;
 }
 
+/** A hosted replica of a partition without a leader, and where its log ends (heartbeated to the controller). */
+export interface LeaderlessReplica {
+  readonly topicId: string;
+  readonly partition: number;
+  /** The partition's leader epoch in this broker's image. */
+  readonly leaderEpoch: number;
+  /** The leader epoch of the log's last batch (-1 when the log is empty). */
+  readonly lastWrittenEpoch: number;
+  readonly logEndOffset: number;
+}
+
 export interface ReplicaFetchPartition {
   readonly topicId: string;
   readonly partition: number;

@@ -56,6 +56,7 @@ import { CONFIG_VALUE_LENGTH_MAX, REPLICAS_MAX } from '../metadata/codec.ts';
 import { topicNameProblem, unifyCollisionChars } from './names.ts';
 import { checkShape, list, obj, opt, type Shape } from './shape.ts';
 import { planPartitionChange, type ElectionMode } from './partition-change.ts';
+import { ReplicaLogEnds } from './replica-log-ends.ts';
 import { hashString, placeReplicas, type ClusterLoad } from './placement.ts';
 import {
   OK,
@@ -128,6 +129,7 @@ const SHAPES = {
     caughtUp: 'bool',
     wantFence: 'bool',
     wantShutDown: 'bool',
+    leaderlessReplicas: opt(list(obj({ topicId: 'string', partition: 'int', leaderEpoch: 'int', lastWrittenEpoch: 'int', logEndOffset: 'int' }))),
   }),
   controlledShutdown: obj({ brokerId: 'int', brokerEpoch: 'int' }),
   unregisterBroker: obj({ brokerId: 'int' }),
@@ -179,6 +181,8 @@ interface Session {
   readonly brokerEpoch: number;
   /** Monotonic ms of the last heartbeat or registration; -Infinity once disconnected. */
   lastContactMs: number;
+  /** The last heartbeat asked to stay fenced (so the broker is not merely starting). */
+  readonly wantFence?: boolean;
 }
 
 export interface ActivateOptions {
@@ -212,6 +216,7 @@ export class QuorumController {
   private active = false;
   private epoch = -1;
   private readonly sessions = new Map<number, Session>();
+  private readonly replicaLogEnds = new ReplicaLogEnds();
   private lastRebalanceMs = 0;
 
   constructor(random: Random, config: ControllerConfig = controllerConfig()) {
@@ -256,6 +261,7 @@ export class QuorumController {
     this.active = true;
     this.epoch = controllerEpoch;
     this.sessions.clear();
+    this.replicaLogEnds.clear();
     const timeoutMs = this.config['broker.session.timeout.ms'];
     const initialMs = Math.min(opts.initialSessionMs ?? timeoutMs, timeoutMs);
     for (const b of committed.brokers.values()) {
@@ -270,6 +276,7 @@ export class QuorumController {
     this.active = false;
     this.epoch = -1;
     this.sessions.clear();
+    this.replicaLogEnds.clear();
     this.img = MetadataImage.EMPTY;
   }
 
@@ -326,7 +333,9 @@ export class QuorumController {
     if (b === undefined || stale !== undefined) {
       return { records: [], response: reply(stale?.error ?? 'BROKER_ID_NOT_REGISTERED', stale?.errorMessage ?? null, true, false) };
     }
-    this.sessions.set(b.brokerId, { brokerEpoch: b.brokerEpoch, lastContactMs: nowMs });
+    this.sessions.set(b.brokerId, { brokerEpoch: b.brokerEpoch, lastContactMs: nowMs, wantFence: req.wantFence });
+    // Before any election below (an unfencing may elect this broker unclean).
+    this.replicaLogEnds.note(b.brokerId, b.brokerEpoch, req.leaderlessReplicas ?? []);
     if (req.wantShutDown) {
       this.endSession(b.brokerId);
       const records = this.fence(b.brokerId);
@@ -380,6 +389,7 @@ export class QuorumController {
     const unregister = record({ type: 'unregisterBroker', brokerId: b.brokerId, brokerEpoch: b.brokerEpoch });
     const records = this.brokerChange([unregister], b.brokerId, { removeFromIsr: true, uncleanRestart: false });
     this.sessions.delete(b.brokerId);
+    this.replicaLogEnds.forget(b.brokerId);
     return { records, response: OK };
   }
 
@@ -684,7 +694,7 @@ export class QuorumController {
   }
 
   /** Admin ElectLeaders: preferred (back to replicas[0]) or unclean (offline partitions only). */
-  electLeaders(req: ElectLeadersRequest, _nowMs: number): ControllerResult<ElectLeadersResponse> {
+  electLeaders(req: ElectLeadersRequest, nowMs: number): ControllerResult<ElectLeadersResponse> {
     this.begin(req, SHAPES.electLeaders);
     const targets: { topic: string; partition: number }[] =
       req.partitions?.slice(0, RESOURCES_PER_REQUEST_MAX).map((x) => ({ topic: x.topic, partition: x.partition })) ??
@@ -724,10 +734,22 @@ export class QuorumController {
         result('ELECTION_NOT_NEEDED', `${topic}-${partition} has a leader (${p.leader})`, p.leader);
         continue;
       }
-      const plan = this.plan(t.name, p, { election: req.electionType === 'preferred' ? 'preferred' : 'unclean' });
+      const plan = this.plan(
+        t.name,
+        p,
+        req.electionType === 'preferred'
+          ? { election: 'preferred' }
+          : {
+              election: 'unclean',
+              starting: (b) => this.isStarting(b, nowMs),
+            },
+      );
       if (plan.record !== null) records.push(plan.record);
       planned.set(key, plan.after.leader);
-      if (plan.after.leader === NO_LEADER) result('ELIGIBLE_LEADERS_NOT_AVAILABLE', 'No unfenced replica can lead', NO_LEADER);
+      if (plan.awaitingLogEnds !== undefined) {
+        const brokers = plan.awaitingLogEnds.join(', ');
+        result('ELIGIBLE_LEADERS_NOT_AVAILABLE', `Waiting for broker(s) ${brokers} to report where their logs of ${topic}-${partition} end (every heartbeat does); try again`, NO_LEADER);
+      } else if (plan.after.leader === NO_LEADER) result('ELIGIBLE_LEADERS_NOT_AVAILABLE', 'No unfenced replica can lead', NO_LEADER);
       else result('NONE', null, plan.after.leader);
     }
     this.append(records);
@@ -837,6 +859,15 @@ export class QuorumController {
   }
 
   /**
+   * Registered and heartbeating but not unfenced yet, and not by its own wish: a broker
+   * catching up after a start, whose replicas may hold the longest logs.
+   */
+  private isStarting(brokerId: number, nowMs: number): boolean {
+    const reg = this.img.broker(brokerId);
+    return reg !== undefined && reg.fenced && this.hasLiveSession(brokerId, reg.brokerEpoch, nowMs) && this.sessions.get(brokerId)?.wantFence !== true;
+  }
+
+  /**
    * The broker has left (shut down or disconnected): its registration no longer blocks a
    * new incarnation. Safe because the old incarnation is fenced and every request it
    * might still send carries its old broker epoch, which a re-registration makes stale.
@@ -890,7 +921,7 @@ export class QuorumController {
   private plan(
     topicName: string,
     p: PartitionState,
-    opts: { targetIsr?: readonly number[]; dropFromElr?: ReadonlySet<number>; election?: ElectionMode },
+    opts: { targetIsr?: readonly number[]; dropFromElr?: ReadonlySet<number>; election?: ElectionMode; starting?: (brokerId: number) => boolean },
   ): ReturnType<typeof planPartitionChange> {
     const cfg = this.img.topicConfig(topicName);
     return planPartitionChange({
@@ -898,6 +929,7 @@ export class QuorumController {
       usable: (b) => this.img.isUnfenced(b),
       minInsyncReplicas: cfg['min.insync.replicas'],
       uncleanLeaderElectionEnable: cfg['unclean.leader.election.enable'],
+      replicaLogEnd: (b) => this.replicaLogEnds.get(b, this.img.broker(b)?.brokerEpoch, p.topicId, p.partition, p.leaderEpoch),
       ...opts,
     });
   }

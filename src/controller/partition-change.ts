@@ -19,8 +19,16 @@
 //   1. clean: the first usable ISR member in replica (preference) order;
 //   2. ELR:   the first usable ELR member; it joins the ISR [KIP-966];
 //   3. unclean (only if unclean.leader.election.enable, or an admin's unclean election):
-//      the first usable replica, lastKnownElr members first; the ISR becomes [leader]
-//      and acknowledged records may be lost;
+//      the usable replica with the most complete log, as the replicas last reported it
+//      (the highest last written leader epoch, then the highest log end offset: the
+//      Raft up-to-date rule [KIP-966 unclean recovery]); replicas without a report come
+//      after those with one, and ties go to lastKnownElr members first, then replica
+//      order. The ISR becomes [leader] and acknowledged records may be lost: the other
+//      replicas truncate to the new leader's log. An admin's unclean election waits
+//      (elects nothing) until every usable replica has reported and no replica's broker
+//      is still starting (registered and heartbeating, not yet unfenced), so it never
+//      passes over a longer log it has not heard of yet; the topic-config one does not
+//      wait, like Kafka's, which elects any live replica;
 //   4. otherwise NO_LEADER: the partition is offline until a candidate comes back.
 // Invariants of the result: isr ⊆ replicas, elr ⊆ replicas, isr ∩ elr = ∅, and the leader
 // is NO_LEADER or an ISR member that `usable` accepts.
@@ -39,6 +47,13 @@ export type ElectionMode = 'ifNeeded' | 'preferred' | 'unclean';
 
 export type ElectionOutcome = 'unchanged' | 'preferred' | 'clean' | 'elr' | 'unclean' | 'offline';
 
+/** What a replica reported of its log while its partition had no leader. */
+export interface ReplicaLogEnd {
+  /** The leader epoch of the last batch in the log (-1 when empty). */
+  readonly lastWrittenEpoch: number;
+  readonly logEndOffset: number;
+}
+
 export interface PartitionChangeInput {
   readonly partition: PartitionState;
   /** May this broker lead and stay in an ISR (registered, unfenced)? */
@@ -50,6 +65,10 @@ export interface PartitionChangeInput {
   /** Brokers that lost ELR eligibility (unclean shutdown). */
   readonly dropFromElr?: ReadonlySet<number>;
   readonly election?: ElectionMode;
+  /** The replica's reported log, for an unclean election; undefined when it sent none. */
+  readonly replicaLogEnd?: (brokerId: number) => ReplicaLogEnd | undefined;
+  /** Is this broker fenced but heartbeating (starting up, soon usable)? */
+  readonly starting?: (brokerId: number) => boolean;
 }
 
 export interface PartitionChangePlan {
@@ -58,6 +77,8 @@ export interface PartitionChangePlan {
   /** The partition as it will be once the record is replayed. */
   readonly after: PartitionState;
   readonly outcome: ElectionOutcome;
+  /** An admin's unclean election is waiting for these replicas: usable but unreported, or starting. */
+  readonly awaitingLogEnds?: readonly number[];
 }
 
 export function planPartitionChange(input: PartitionChangeInput): PartitionChangePlan {
@@ -74,6 +95,7 @@ export function planPartitionChange(input: PartitionChangeInput): PartitionChang
 
   let leader = p.leader;
   let outcome: ElectionOutcome = 'unchanged';
+  let awaitingLogEnds: number[] = [];
   const mode = input.election ?? 'ifNeeded';
   if (mode === 'preferred') {
     const preferred = p.replicas[0]!;
@@ -98,8 +120,13 @@ export function planPartitionChange(input: PartitionChangeInput): PartitionChang
       isr = [fromElr];
       elr = recomputeElr(isr, [...elr, ...unusable]);
     } else if (input.uncleanLeaderElectionEnable || mode === 'unclean') {
-      const candidates = [...lastKnownElr, ...p.replicas];
-      const unclean = candidates.find((b) => input.usable(b));
+      const candidates = [...new Set([...lastKnownElr, ...p.replicas])].filter((b) => input.usable(b));
+      const logEnd = input.replicaLogEnd ?? (() => undefined);
+      if (mode === 'unclean') {
+        const starting = input.starting ?? (() => false);
+        awaitingLogEnds = p.replicas.filter((b) => (input.usable(b) ? logEnd(b) === undefined : starting(b)));
+      }
+      const unclean = awaitingLogEnds.length > 0 ? undefined : mostCompleteLog(candidates, logEnd);
       if (unclean !== undefined) {
         leader = unclean;
         outcome = 'unclean';
@@ -125,15 +152,37 @@ export function planPartitionChange(input: PartitionChangeInput): PartitionChang
   if (!sameList(elr, p.elr)) changes.elr = elr;
   if (!sameList(lastKnownElr, p.lastKnownElr)) changes.lastKnownElr = lastKnownElr;
   if (leader !== p.leader) changes.leader = leader;
-  if (Object.keys(changes).length === 0) return { record: null, after: p, outcome: 'unchanged' };
+  const awaiting = awaitingLogEnds.length > 0 ? { awaitingLogEnds } : {};
+  if (Object.keys(changes).length === 0) return { record: null, after: p, outcome: 'unchanged', ...awaiting };
   if (outcome === 'offline' && p.leader === NO_LEADER) outcome = 'unchanged';
   const rec = record({ type: 'partitionChange', topicId: p.topicId, partition: p.partition, ...changes });
-  return { record: rec, after: applyPartitionChange(p, rec), outcome };
+  return { record: rec, after: applyPartitionChange(p, rec), outcome, ...awaiting };
 
   function recomputeElr(newIsr: readonly number[], candidates: readonly number[]): number[] {
     if (newIsr.length >= input.minInsyncReplicas) return [];
     return order(candidates.filter((b) => !newIsr.includes(b)));
   }
+}
+
+/**
+ * The candidate whose reported log is the most complete: the highest last written epoch,
+ * then the highest log end offset; a report beats none; ties keep the candidates' order.
+ */
+function mostCompleteLog(candidates: readonly number[], logEnd: (brokerId: number) => ReplicaLogEnd | undefined): number | undefined {
+  let best: number | undefined;
+  let bestEnd: ReplicaLogEnd | undefined;
+  for (const b of candidates) {
+    const end = logEnd(b);
+    if (best === undefined || (end !== undefined && (bestEnd === undefined || compareLogEnds(end, bestEnd) > 0))) {
+      best = b;
+      bestEnd = end;
+    }
+  }
+  return best;
+}
+
+function compareLogEnds(a: ReplicaLogEnd, b: ReplicaLogEnd): number {
+  return a.lastWrittenEpoch !== b.lastWrittenEpoch ? a.lastWrittenEpoch - b.lastWrittenEpoch : a.logEndOffset - b.logEndOffset;
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {

@@ -64,6 +64,23 @@ export interface BrokerHeartbeatRequest {
   readonly wantFence: boolean;
   /** Controlled shutdown: move my leaderships away and fence me. */
   readonly wantShutDown: boolean;
+  /**
+   * The log end of every replica this broker hosts of a partition that has no leader
+   * (at most LIST_LENGTH_MAX): an unclean election takes the most complete log [KIP-966
+   * unclean recovery]. Each heartbeat replaces the broker's previous reports.
+   */
+  readonly leaderlessReplicas?: readonly LeaderlessReplicaReport[];
+}
+
+/** A replica of a partition without a leader, as the broker hosting it sees its log. */
+export interface LeaderlessReplicaReport {
+  readonly topicId: string;
+  readonly partition: number;
+  /** The partition's leader epoch in the broker's image; a report for another epoch is stale. */
+  readonly leaderEpoch: number;
+  /** The leader epoch of the log's last batch (-1 when the log is empty). */
+  readonly lastWrittenEpoch: number;
+  readonly logEndOffset: number;
 }
 
 export interface BrokerHeartbeatResponse extends ApiError {

@@ -1,7 +1,8 @@
 // The broker side of KIP-631's lifecycle: register with the active controller (a new
 // incarnation id per process, and the broker epoch of the last clean shutdown if the
 // data directory records one [KIP-966]), heartbeat every broker.heartbeat.interval.ms, ask to be
-// unfenced once caught up (its own registration replayed, its logs opened), and on
+// unfenced once caught up (its own registration replayed, its logs opened), report where
+// the logs of its leaderless replicas end (for unclean elections), and on
 // SIGTERM ask for a controlled shutdown and wait until the controller has moved every
 // leadership away — bounded by controlled.shutdown.timeout.ms.
 import { randomUuid } from '../common/ids.ts';
@@ -9,6 +10,7 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import { errorByCode } from '../common/errors.ts';
 import type { Endpoint } from '../metadata/records.ts';
 import type { ControllerRpcHandler } from '../server/types.ts';
+import type { LeaderlessReplica } from '../broker/types.ts';
 
 export type BrokerState = 'registering' | 'fenced' | 'unfenced' | 'shuttingDown' | 'stopped';
 
@@ -23,6 +25,8 @@ export interface BrokerLifecycleOptions {
   previousBrokerEpoch?: number;
   /** The metadata offset this broker has applied, or -1 while it is not caught up. */
   caughtUpOffset: (brokerEpoch: number) => number;
+  /** Hosted replicas of partitions without a leader and their log ends, sent with every heartbeat. */
+  leaderlessReplicas?: () => LeaderlessReplica[];
   logger: Logger;
   onStateChange?: (state: BrokerState) => void;
 }
@@ -96,6 +100,7 @@ export class BrokerLifecycle {
           currentMetadataOffset: this.opts.caughtUpOffset(this._brokerEpoch),
           wantFence: false,
           wantShutDown: this.wantShutDown,
+          leaderlessReplicas: this.opts.leaderlessReplicas?.() ?? [],
         });
         const err = errorByCode(r.errorCode);
         if (err === 'NONE') {

@@ -228,7 +228,15 @@ export class ControllerService implements ControllerRpcHandler {
       // replayed its own registration and recovered its logs (KIP-631 "caught up").
       const r = await this.run((now) =>
         this.controller.brokerHeartbeat(
-          { brokerId: req.brokerId, brokerEpoch: req.brokerEpoch, currentMetadataOffset: req.currentMetadataOffset, caughtUp: req.currentMetadataOffset >= 0, wantFence: req.wantFence, wantShutDown: req.wantShutDown },
+          {
+            brokerId: req.brokerId,
+            brokerEpoch: req.brokerEpoch,
+            currentMetadataOffset: req.currentMetadataOffset,
+            caughtUp: req.currentMetadataOffset >= 0,
+            wantFence: req.wantFence,
+            wantShutDown: req.wantShutDown,
+            leaderlessReplicas: req.leaderlessReplicas ?? [],
+          },
           now,
         ),
       );

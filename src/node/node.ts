@@ -14,6 +14,7 @@ import { componentLogger, type Logger } from '../common/logger.ts';
 import { MetadataStateMachine } from '../metadata/state-machine.ts';
 import type { MetadataImage } from '../metadata/image.ts';
 import { controllerConfig } from '../controller/index.ts';
+import { LIST_LENGTH_MAX } from '../controller/shape.ts';
 import { ReplicaManager } from '../broker/replica-manager.ts';
 import { assignmentsFor } from '../broker/assignments.ts';
 import { ProducerIdManager } from '../broker/producer-id-manager.ts';
@@ -352,6 +353,8 @@ export async function startNode(cfg: NodeConfig, opts: NodeOptions): Promise<Raf
       // replicas it names are open). Judged from the image itself, not from when the
       // registration response arrived, which may come after that image.
       caughtUpOffset: (epoch) => (reconciled?.broker(nodeId)?.brokerEpoch === epoch ? reconciled.offset : -1),
+      // The controller refuses a heartbeat with a longer list as malformed.
+      leaderlessReplicas: () => rm.leaderlessReplicas(LIST_LENGTH_MAX),
       logger,
     });
     late.lifecycle = lifecycle;

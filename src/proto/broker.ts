@@ -92,6 +92,16 @@ export interface BrokerHeartbeatRequest {
   currentMetadataOffset: number;
   wantFence: boolean;
   wantShutDown: boolean;
+  /** Absent when the sender leaves the field out; decoded as a list (possibly empty). */
+  leaderlessReplicas?: LeaderlessReplica[];
+}
+
+export interface LeaderlessReplica {
+  topicId: string;
+  partition: number;
+  leaderEpoch: number;
+  lastWrittenEpoch: number;
+  logEndOffset: number;
 }
 
 export interface BrokerHeartbeatResponse {

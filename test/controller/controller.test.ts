@@ -565,9 +565,63 @@ test('unclean election: only when enabled (per topic or by an admin), never whil
   assert.equal(h.alterIsr('u', 0, [1]).error, 'NONE');
   h.heartbeat(1, { wantFence: true });
   assert.equal(h.partition('u').leader, NO_LEADER);
-  const no = h.commit(h.controller.electLeaders({ electionType: 'unclean', partitions: [{ topic: 'u', partition: 0 }, { topic: 'zz', partition: 0 }] }, h.nowMs));
+  const electU = () => h.commit(h.controller.electLeaders({ electionType: 'unclean', partitions: [{ topic: 'u', partition: 0 }, { topic: 'zz', partition: 0 }] }, h.nowMs));
+  // It waits until every usable replica has reported where its log ends (its heartbeats do).
+  const waiting = electU().results[0]!;
+  assert.deepEqual([waiting.error, waiting.leader], ['ELIGIBLE_LEADERS_NOT_AVAILABLE', NO_LEADER]);
+  assert.match(waiting.errorMessage ?? '', /broker\(s\) 2, 3 to report/);
+  const { topicId, leaderEpoch } = h.partition('u');
+  for (const b of [2, 3]) h.heartbeat(b, { leaderlessReplicas: [{ topicId, partition: 0, leaderEpoch, lastWrittenEpoch: 1, logEndOffset: 10 }] });
+  const no = electU();
   assert.deepEqual(no.results.map((x) => [x.error, x.leader]), [['NONE', 2], ['UNKNOWN_TOPIC_OR_PARTITION', NO_LEADER]]);
   assert.deepEqual(h.partition('u').isr, [2]);
+});
+
+test('unclean election takes the replica whose heartbeats report the most complete log; stale reports count for nothing [KIP-966]', () => {
+  const h = cluster(3);
+  const configs = { 'min.insync.replicas': '3', 'flush.before.ack': 'false' };
+  h.commit(h.controller.createTopics({ topics: [{ name: 'fast', assignments: [[1, 2, 3], [1, 2, 3]], configs }] }, h.nowMs));
+  for (const b of [3, 2, 1]) h.heartbeat(b, { wantFence: true });
+  // All three restart uncleanly: each may have lost unflushed records, so none is eligible.
+  h.advance(SESSION_MS + 1);
+  for (const b of [1, 2, 3]) assert.equal(h.register(b, { newIncarnation: true }).error, 'NONE');
+  for (const i of [0, 1]) {
+    const p = h.partition('fast', i);
+    assert.deepEqual([p.leader, p.isr, p.elr, p.lastKnownElr], [NO_LEADER, [], [], [1, 2, 3]]);
+  }
+  const elect = () =>
+    h
+      .commit(h.controller.electLeaders({ electionType: 'unclean', partitions: [{ topic: 'fast', partition: 0 }, { topic: 'fast', partition: 1 }] }, h.nowMs))
+      .results.map((x) => [x.partition, x.error, x.leader, x.errorMessage]);
+  const waitingFor = (brokers: string, partition: number) =>
+    [partition, 'ELIGIBLE_LEADERS_NOT_AVAILABLE', NO_LEADER, `Waiting for broker(s) ${brokers} to report where their logs of fast-${partition} end (every heartbeat does); try again`];
+  // Registered and heartbeating but still fenced (catching up): an admin's election waits for them.
+  assert.deepEqual(elect(), [waitingFor('1, 2, 3', 0), waitingFor('1, 2, 3', 1)]);
+  const { topicId } = h.partition('fast');
+  const report = (partition: number, logEndOffset: number, epochsBack = 0) => ({
+    topicId,
+    partition,
+    leaderEpoch: h.partition('fast', partition).leaderEpoch - epochsBack,
+    lastWrittenEpoch: 3,
+    logEndOffset,
+  });
+  h.heartbeat(1, { leaderlessReplicas: [report(0, 100), report(1, 100)] });
+  h.heartbeat(2, { leaderlessReplicas: [report(0, 180), report(1, 300)] });
+  // Each heartbeat replaces what the broker reported before.
+  h.heartbeat(2, { leaderlessReplicas: [report(0, 180)] });
+  // Broker 3's longest log was reported at an earlier leader epoch of the partition.
+  h.heartbeat(3, { leaderlessReplicas: [report(0, 500, 1), report(1, 50)] });
+  assert.equal(h.partition('fast').leader, NO_LEADER, 'unclean election is off for the topic');
+  // Then until every usable replica has a current report.
+  assert.deepEqual(elect(), [waitingFor('3', 0), waitingFor('2', 1)]);
+  h.heartbeat(3, { leaderlessReplicas: [report(0, 120), report(1, 50)] });
+  h.heartbeat(2, { leaderlessReplicas: [report(0, 180), report(1, 90)] });
+  assert.deepEqual(elect(), [
+    [0, 'NONE', 2, null],
+    [1, 'NONE', 1, null],
+  ]);
+  const p = h.partition('fast');
+  assert.deepEqual([p.isr, p.elr, p.lastKnownElr], [[2], [], []]);
 });
 
 test('preferred-leader rebalancing after a broker comes back and rejoins the ISR', () => {

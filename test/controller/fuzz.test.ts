@@ -51,7 +51,18 @@ const calls: fc.Arbitrary<Call> = fc.oneof(
   }),
   fc.record({
     handler: fc.constant('brokerHeartbeat'),
-    req: fc.record({ brokerId: wildInt, brokerEpoch: wildInt, currentMetadataOffset: wildInt, caughtUp: wildBool, wantFence: wildBool, wantShutDown: wildBool }),
+    req: fc.record(
+      {
+        brokerId: wildInt,
+        brokerEpoch: wildInt,
+        currentMetadataOffset: wildInt,
+        caughtUp: wildBool,
+        wantFence: wildBool,
+        wantShutDown: wildBool,
+        leaderlessReplicas: wildList(fc.record({ topicId: wildString, partition: wildInt, leaderEpoch: wildInt, lastWrittenEpoch: wildInt, logEndOffset: wildInt })),
+      },
+      { requiredKeys: ['brokerId', 'brokerEpoch', 'currentMetadataOffset', 'caughtUp', 'wantFence', 'wantShutDown'] },
+    ),
   }),
   fc.record({ handler: fc.constant('controlledShutdown'), req: fc.record({ brokerId: wildInt, brokerEpoch: wildInt }) }),
   fc.record({ handler: fc.constant('unregisterBroker'), req: fc.record({ brokerId: wildInt }) }),

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { uuidToBase64 } from '../../src/common/ids.ts';
 import { SeededRandom } from '../../src/common/random.ts';
 import { QuorumController, type ActivateOptions } from '../../src/controller/controller.ts';
-import { controllerConfig, type BrokerHeartbeatResponse, type ControllerResult } from '../../src/controller/types.ts';
+import { controllerConfig, type BrokerHeartbeatResponse, type ControllerResult, type LeaderlessReplicaReport } from '../../src/controller/types.ts';
 import {
   MetadataStateMachine,
   NO_LEADER,
@@ -90,7 +90,7 @@ export class Harness {
 
   heartbeat(
     brokerId: number,
-    opts: { caughtUp?: boolean; wantFence?: boolean; wantShutDown?: boolean; brokerEpoch?: number } = {},
+    opts: { caughtUp?: boolean; wantFence?: boolean; wantShutDown?: boolean; brokerEpoch?: number; leaderlessReplicas?: LeaderlessReplicaReport[] } = {},
   ): BrokerHeartbeatResponse {
     return this.commit(
       this.controller.brokerHeartbeat(
@@ -101,6 +101,7 @@ export class Harness {
           caughtUp: opts.caughtUp ?? true,
           wantFence: opts.wantFence ?? false,
           wantShutDown: opts.wantShutDown ?? false,
+          ...(opts.leaderlessReplicas !== undefined ? { leaderlessReplicas: opts.leaderlessReplicas } : {}),
         },
         this.nowMs,
       ),

@@ -74,8 +74,44 @@ test('an unclean restart moves a replica from the ELR to lastKnownElr, which unc
 test('unclean election only when enabled or asked for', () => {
   const offline = { isr: [], elr: [], leader: NO_LEADER } as const;
   assert.equal(plan(offline, { down: [1] }).record, null);
-  assert.equal(plan(offline, { down: [1], election: 'unclean' }).after.leader, 2);
+  const reported = { lastWrittenEpoch: 4, logEndOffset: 100 };
+  assert.equal(plan(offline, { down: [1], election: 'unclean', replicaLogEnd: () => reported }).after.leader, 2);
   assert.equal(plan(offline, { down: [1], uncleanLeaderElectionEnable: true }).after.leader, 2);
+});
+
+test('unclean election takes the most complete reported log: the last written epoch first, then the log end offset', () => {
+  const offline = { isr: [], elr: [], leader: NO_LEADER } as const;
+  const elect = (ends: Record<number, [epoch: number, logEnd: number]>, extra: Partial<PartitionState> = {}, opts: Partial<PartitionChangeInput> & { down?: number[] } = {}) =>
+    plan(
+      { ...offline, ...extra },
+      {
+        election: 'unclean',
+        replicaLogEnd: (b) => (ends[b] ? { lastWrittenEpoch: ends[b][0], logEndOffset: ends[b][1] } : undefined),
+        ...opts,
+      },
+    );
+  const leader = (...args: Parameters<typeof elect>) => elect(...args).after.leader;
+  assert.equal(leader({ 1: [4, 100], 2: [4, 180], 3: [4, 150] }), 2, 'the longest log of one epoch');
+  assert.equal(leader({ 1: [4, 100], 2: [3, 180], 3: [5, 120] }), 3, 'a later epoch beats a longer log of an earlier one');
+  assert.equal(leader({ 1: [4, 100], 2: [4, 180] }, {}, { down: [2, 3] }), 1, 'an unusable replica is never chosen, however long its log');
+  assert.equal(leader({ 1: [4, 150], 2: [4, 150], 3: [4, 150] }, { lastKnownElr: [2] }), 2, 'equal logs: lastKnownElr first');
+  assert.equal(leader({ 1: [4, 150], 2: [4, 150], 3: [4, 120] }), 1, 'equal logs: replica order');
+  // An admin's election waits for every usable replica's report...
+  const waiting = elect({ 3: [4, 100] }, {}, { down: [2] });
+  assert.deepEqual([waiting.record, waiting.outcome, waiting.awaitingLogEnds], [null, 'unchanged', [1]]);
+  // ...and for replicas whose brokers are starting (fenced, heartbeating), not for those down.
+  const starting = elect({ 1: [4, 100], 2: [4, 100] }, {}, { down: [3], starting: (b) => b === 3 });
+  assert.deepEqual([starting.record, starting.awaitingLogEnds], [null, [3]]);
+  assert.equal(leader({ 1: [4, 100], 2: [4, 120] }, {}, { down: [3], starting: () => false }), 2);
+  // ...the topic config's does not: a report beats none, then lastKnownElr, then replica order.
+  const auto = { election: 'ifNeeded', uncleanLeaderElectionEnable: true } as const;
+  assert.equal(leader({ 3: [1, 10] }, {}, auto), 3);
+  assert.equal(leader({}, {}, auto), 1);
+  assert.equal(leader({}, { lastKnownElr: [3] }, auto), 3);
+  assert.equal(elect({}, {}, auto).awaitingLogEnds, undefined);
+  // The reports change nothing where a clean or ELR leader exists.
+  const r = plan({ isr: [], elr: [3], leader: NO_LEADER }, { election: 'unclean', replicaLogEnd: (b) => ({ lastWrittenEpoch: 4, logEndOffset: b === 1 ? 500 : 100 }) });
+  assert.deepEqual([r.outcome, r.after.leader], ['elr', 3]);
 });
 
 test('a leader that is fenced and alone goes offline, into the ELR', () => {

@@ -44,7 +44,7 @@ export function registerJepsenCommand(program: Command): void {
     .option('--unsafe', 'acks=1, unclean leader election, min.insync.replicas 1, and a fixed schedule built to lose acknowledged writes (--nemesis is ignored)')
     .option(
       '--no-flush-before-ack',
-      'topics with flush.before.ack=false (acknowledged once every in-sync replica wrote it, unsynced); every kill and power loss of a run then hits the same one node',
+      'topics with flush.before.ack=false (acknowledged once every in-sync replica wrote it, unsynced); every power loss of a run then hits the same one node, and partitions whose replicas all stopped uncleanly get an unclean election of the most complete log after the heal',
     )
     .option('--report-dir <dir>', 'where run reports go', 'report')
     .option('--shrink-runs <n>', 'cluster runs spent shrinking a failing schedule', intArg(0, 1000), 5)

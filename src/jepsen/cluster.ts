@@ -214,7 +214,9 @@ class JepsenProcessCluster implements ProcessJepsenCluster {
         const r = await this.ask(id, (c) => c.describeCluster());
         if (!r || r.errorCode !== 0) continue;
         last = r;
-        if (r.controllerId >= 0 && up.every((u) => r.brokers.some((b) => b.id === u && !b.fenced))) return;
+        // The view alone may show a killed process's registration, unfenced until the
+        // restarted one registers; the process's own log says when it is unfenced.
+        if (r.controllerId >= 0 && up.every((u) => r.brokers.some((b) => b.id === u && !b.fenced) && this.pc.processUnfenced(u))) return;
         break;
       }
       if (Date.now() > deadline) {

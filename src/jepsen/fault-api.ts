@@ -108,16 +108,17 @@ export interface NemesisOptions {
   readonly seed: number;
   readonly keys: readonly string[];
   /**
-   * Every fault that stops a node uncleanly (kill, power loss) hits the node the first
-   * one hit (a power-loss step aimed at all nodes included). Runs on topics with
-   * flush.before.ack=false need it. There an acknowledged write may sit unsynced on
-   * every replica, and invariant 2 promises only that it survives while one in-sync
-   * replica keeps its power. And the controller cannot tell a kill from a power loss:
-   * any replica restarted after an unclean stop leaves those topics' eligible leader
-   * replicas [KIP-966], so a partition whose replicas all stopped uncleanly is left
-   * without a leader, by design, until an unclean election.
+   * Every power loss hits the node the first one hit (a power-loss step aimed at all
+   * nodes included); kills go where the schedule says. Runs on flush.before.ack=false
+   * topics need it: there an acknowledged write may sit unsynced on every replica, and
+   * invariant 2 promises only that it survives while one in-sync replica keeps its
+   * power. A kill keeps the page cache, so a killed replica still holds what it
+   * acknowledged. But the controller cannot tell a kill from a power loss: a replica
+   * restarted after either leaves those topics' eligible leader replicas [KIP-966], and
+   * a partition whose replicas all stopped uncleanly waits for an unclean election,
+   * which such runs hold after the heal (src/jepsen/recovery.ts).
    */
-  readonly uncleanStopsOneNode?: boolean;
+  readonly powerLossOneNode?: boolean;
 }
 
 export type CreateNemesis = (cluster: JepsenCluster, recorder: HistoryRecorder, opts: NemesisOptions) => Nemesis;

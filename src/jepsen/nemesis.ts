@@ -87,8 +87,8 @@ function errorJson(e: unknown): Json {
 }
 
 export class ClusterNemesis implements Nemesis {
-  /** With uncleanStopsOneNode: the node every kill and power loss of this run hits (the first one's). */
-  private uncleanNode: number | undefined;
+  /** With powerLossOneNode: the node every power loss of this run hits (the first one's). */
+  private powerLossNode: number | undefined;
 
   constructor(
     private readonly cluster: JepsenCluster,
@@ -97,8 +97,8 @@ export class ClusterNemesis implements Nemesis {
     private readonly keys: readonly string[],
     /** The wall clock the schedule's `atMs` are measured on (injectable for tests). */
     private readonly nowMs: () => number = () => performance.now(),
-    /** See NemesisOptions.uncleanStopsOneNode. */
-    private readonly uncleanStopsOneNode = false,
+    /** See NemesisOptions.powerLossOneNode. */
+    private readonly powerLossOneNode = false,
   ) {}
 
   async run(steps: readonly FaultStep[], signal: AbortSignal): Promise<void> {
@@ -152,13 +152,13 @@ export class ClusterNemesis implements Nemesis {
   }
 
   /**
-   * The nodes an unclean stop hits: `chosen`, or with uncleanStopsOneNode the run's one
-   * such node (the first time, one of `chosen`).
+   * The nodes a power loss hits: `chosen`, or with powerLossOneNode the run's one such
+   * node (the first time, one of `chosen`).
    */
-  private pinUnclean(chosen: number[], rnd: Random): number[] {
-    if (!this.uncleanStopsOneNode) return chosen;
-    this.uncleanNode ??= chosen.length === 1 ? chosen[0]! : pick(chosen, rnd);
-    return [this.uncleanNode];
+  private pinPowerLoss(chosen: number[], rnd: Random): number[] {
+    if (!this.powerLossOneNode) return chosen;
+    this.powerLossNode ??= chosen.length === 1 ? chosen[0]! : pick(chosen, rnd);
+    return [this.powerLossNode];
   }
 
   /** Starts a fault; returns how to heal it, or undefined when nothing needs healing. */
@@ -166,7 +166,7 @@ export class ClusterNemesis implements Nemesis {
     const c = this.cluster;
     switch (step.kind) {
       case 'kill': {
-        const nodes = this.pinUnclean(await this.targetNodes(step, rnd), rnd);
+        const nodes = await this.targetNodes(step, rnd);
         await this.op('kill', { nodes }, () => Promise.all(nodes.map((id) => c.kill(id))).then(() => undefined));
         return { healF: 'start', value: { nodes, of: 'kill' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }
@@ -187,7 +187,7 @@ export class ClusterNemesis implements Nemesis {
         };
       }
       case 'power-loss': {
-        const nodes = this.pinUnclean(step.allNodes ? [...c.nodeIds] : await this.targetNodes(step, rnd), rnd);
+        const nodes = this.pinPowerLoss(step.allNodes ? [...c.nodeIds] : await this.targetNodes(step, rnd), rnd);
         await this.op('power-loss', { nodes }, async () => ({ ...(await c.powerLoss(nodes)) }));
         return { healF: 'start', value: { nodes, of: 'power-loss' }, heal: () => Promise.all(nodes.map((id) => c.start(id))).then(() => undefined) };
       }
@@ -238,4 +238,4 @@ export class ClusterNemesis implements Nemesis {
   }
 }
 
-export const createNemesis: CreateNemesis = (cluster, recorder, opts) => new ClusterNemesis(cluster, recorder, opts.seed, opts.keys, undefined, opts.uncleanStopsOneNode ?? false);
+export const createNemesis: CreateNemesis = (cluster, recorder, opts) => new ClusterNemesis(cluster, recorder, opts.seed, opts.keys, undefined, opts.powerLossOneNode ?? false);

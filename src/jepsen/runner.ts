@@ -20,6 +20,7 @@ import { STOP_SIGNALS, signalExitCode, startJepsenCluster } from './cluster.ts';
 import type { FaultKind, JepsenCluster } from './fault-api.ts';
 import { HistoryRecorder } from './history.ts';
 import { createNemesis } from './nemesis.ts';
+import { electLeaderlessPartitions, type UncleanRecovery } from './recovery.ts';
 import { runFlags, writeReport } from './report.ts';
 import { describeSchedule, scheduleArbitrary, scheduleFor, scheduleKeys, type Schedule, type ScheduleOptions } from './schedule.ts';
 import { Workload } from './workload.ts';
@@ -33,9 +34,10 @@ export interface RunOptions {
   readonly unsafe?: boolean;
   /**
    * false: the workload's topics use flush.before.ack=false (acknowledged once every
-   * in-sync replica has written, not synced), and every kill and power loss of a run
-   * hits one node (see NemesisOptions.uncleanStopsOneNode). Default true, the durable
-   * default.
+   * in-sync replica has written, not synced), every power loss of a run hits one node
+   * (see NemesisOptions.powerLossOneNode), and after the heal every partition left
+   * without a leader gets an unclean election of its most complete log (recovery.ts).
+   * Default true, the durable default.
    */
   readonly flushBeforeAck?: boolean;
   /** Where run directories go (default `report`). */
@@ -56,6 +58,8 @@ export interface RunOutcome {
   readonly uncovered: readonly string[];
   /** Why the final reads could not finish those keys (the last errors seen). */
   readonly finalReadErrors: readonly string[];
+  /** flush.before.ack=false runs: the unclean elections after the heal, if a partition needed one. */
+  readonly recovery?: UncleanRecovery;
   readonly summary: string;
 }
 
@@ -117,6 +121,11 @@ export function summarize(o: Omit<RunOutcome, 'summary'>): string {
   if (s) {
     lines.push(`  ops ${s.ops} (nemesis ${s.nemesisOps}); sends ok ${s.sendsOk}, info ${s.sendsInfo + s.sendsPending}, fail ${s.sendsFail}; records acked ${s.recordsAcked}`);
     lines.push(`  polls ok ${s.pollsOk}, fail ${s.pollsFail}, info ${s.pollsInfo}; records read ${s.reads}; acked but unseen ${s.unseen}; info sends read ${s.infoRecordsRead}`);
+  }
+  if (o.recovery) {
+    const elected = Object.entries(o.recovery.elected).map(([k, b]) => `${k}→${b}`);
+    const failed = o.recovery.notElected.length > 0 ? `; not elected: ${o.recovery.notElected.join(', ')} (${o.recovery.error ?? 'no error seen'})` : '';
+    lines.push(`  unclean recovery after the heal (every replica had stopped uncleanly): ${elected.join(', ') || 'none elected'}${failed}`);
   }
   lines.push(
     `  final reads: ${
@@ -185,13 +194,14 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
       logger: log,
     });
     workload.start();
-    const nemesis = createNemesis(cluster, recorder, { seed, keys, uncleanStopsOneNode: opts.flushBeforeAck === false });
+    const nemesis = createNemesis(cluster, recorder, { seed, keys, powerLossOneNode: opts.flushBeforeAck === false });
     // The run's length is wall time by definition: the nemesis plays inside it.
     await Promise.all([nemesis.run(schedule.faults, abort.signal), sleep(opts.timeMs)]);
     recorder.nemesis('invoke', 'heal', { of: 'all' });
     await cluster.healAll();
     recorder.nemesis('ok', 'heal', { of: 'all' });
     await cluster.waitReady(RECOVERY_MS);
+    const recovery = opts.flushBeforeAck === false ? await electLeaderlessPartitions(cluster.bootstrap, keys, recorder, RECOVERY_MS) : undefined;
     await sleep(AFTER_HEAL_MS);
     await workload.stop();
     const { uncovered, lastErrors: finalReadErrors } = await workload.finalReads(FINAL_READS_MS);
@@ -200,7 +210,7 @@ export async function runOnce(seed: number, schedule: Schedule, opts: RunOptions
     const result = check(history, observations);
     const valid = result.valid && uncovered.length === 0;
     keepLogsOnCleanup = !valid;
-    const partial = { runId, seed, schedule, valid, result, reportPath, uncovered, finalReadErrors };
+    const partial = { runId, seed, schedule, valid, result, reportPath, uncovered, finalReadErrors, ...(recovery ? { recovery } : {}) };
     const summary = summarize(partial);
     await writeReport(reportPath, {
       runId,

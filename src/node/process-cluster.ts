@@ -352,7 +352,7 @@ export class ProcessCluster {
    * topic with a broker short). Needs lifecycle logging (RAFTKA_LOG_LEVEL info or finer);
    * otherwise only the view counts.
    */
-  private processUnfenced(id: number): boolean {
+  processUnfenced(id: number): boolean {
     const level = this.spec.env?.['RAFTKA_LOG_LEVEL'] ?? process.env['RAFTKA_LOG_LEVEL'] ?? 'info';
     if (!['info', 'debug', 'trace'].includes(level)) return true;
     if (!this.procs.has(id)) return false;

@@ -36,3 +36,33 @@ test('flush.before.ack=false topics: power losses of one node cut its unsynced t
   // Without a cut there was nothing unsynced to lose, and the run would prove nothing.
   assert.ok(values.some((v) => v.cutBytes > 0), `some power loss cut written bytes: ${JSON.stringify(values)}`);
 });
+
+// Kills go to any node in this mode: a kill keeps the page cache, so a killed replica
+// still holds what it acknowledged. Here a power loss of one node, then a kill of all
+// three at once: every replica restarts after an unclean stop, none is eligible, and
+// the run's recovery elects, unclean, the replica reporting the most complete log.
+test('flush.before.ack=false topics: after every replica stopped uncleanly, the unclean election of the most complete log loses no acknowledged write', { timeout: 180_000 }, async (t) => {
+  const reportDir = tempDir(t, 'raftka-jepsen-lazy-');
+  const schedule: Schedule = {
+    topics: 1,
+    partitions: 2,
+    producers: 2,
+    consumers: 1,
+    faults: [
+      { kind: 'power-loss', atMs: 2000, durationMs: 2500, target: 'partition-leader' },
+      { kind: 'kill', atMs: 7000, durationMs: 2000, target: 'all' },
+    ],
+  };
+  const o = await runOnce(29, schedule, { nodes: 3, timeMs: 12_000, kinds: ['power-loss', 'kill'], flushBeforeAck: false, reportDir }, 'recovery');
+  assert.equal(o.valid, true, o.summary);
+  const history = parseHistory(readFileSync(join(reportDir, 'recovery', 'history.jsonl'), 'utf8'));
+  const kills = history.filter((op) => op.process === 'nemesis' && op.f === 'kill' && op.type === 'ok');
+  assert.deepEqual(kills.map((op) => (op.value as { nodes: number[] }).nodes), [[1, 2, 3]], 'the kill hit every node');
+  const recovery = history.filter((op) => op.process === 'nemesis' && op.f === 'unclean-recovery');
+  assert.deepEqual(recovery.map((op) => op.type), ['invoke', 'ok'], o.summary);
+  const elected = (recovery[1]!.value as { elected: Record<string, number> }).elected;
+  assert.ok(Object.keys(elected).length > 0, `partitions were left without a leader and elected: ${JSON.stringify(elected)}`);
+  assert.deepEqual(o.recovery, { elected, notElected: [] });
+  assert.match(o.summary, /unclean recovery after the heal \(every replica had stopped uncleanly\): jepsen0-\d→\d/);
+  assert.ok(o.result.stats!.sendsOk > 0, 'the workload made progress');
+});

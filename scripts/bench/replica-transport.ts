@@ -99,7 +99,7 @@ async function serve(): Promise<void> {
   const grpcPort = await bindServer(server, '127.0.0.1:0');
   const tcp = await serveTcp(payload);
   const tcpPort = (tcp.address() as net.AddressInfo).port;
-  const topic: TopicView = { name: 't', topicId: TOPIC_ID, partitions: [{ partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1] }] };
+  const topic: TopicView = { name: 't', topicId: TOPIC_ID, partitions: [{ partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1], elr: [], lastKnownElr: [] }] };
   const view: MetadataView = {
     clusterId: 'bench',
     controllerId: 1,

@@ -32,6 +32,8 @@ function describeJson(t: TopicDescription, allConfigs: boolean) {
       replicas: p.replicas,
       isr: p.isr,
       offlineReplicas: p.offlineReplicas,
+      elr: p.eligibleLeaderReplicas ?? [],
+      lastKnownElr: p.lastKnownElr ?? [],
       ...(p.errorCode !== 0 ? { error: codeLine(p.errorCode, p.errorMessage) } : {}),
     })),
     configs: Object.fromEntries(
@@ -127,7 +129,7 @@ export function registerTopicsCommands(program: Command): void {
     bootstrapOption(
       topics
         .command('describe')
-        .description('show partitions (leader, leader epoch, replicas, ISR, offline replicas) and configs of one topic or all')
+        .description('show partitions (leader, leader epoch, replicas, ISR, offline replicas, ELR and last known ELR) and configs of one topic or all')
         .argument('[name]', 'topic name (default: every topic)')
         .option('--all-configs', 'show every effective config with its source (topic, broker, default), not only overrides')
         .option('--json', 'one JSON object per topic'),
@@ -157,6 +159,8 @@ export function registerTopicsCommands(program: Command): void {
             console.log(
               `\tTopic: ${t.name}\tPartition: ${p.partition}\tLeader: ${p.leaderId < 0 ? 'none' : p.leaderId}\tLeaderEpoch: ${p.leaderEpoch}` +
                 `\tReplicas: ${p.replicas.join(',')}\tIsr: ${p.isr.join(',')}${p.offlineReplicas.length > 0 ? `\tOffline: ${p.offlineReplicas.join(',')}` : ''}` +
+                // Kafka's columns [KIP-966], shown when a partition has any.
+                `${(p.eligibleLeaderReplicas ?? []).length > 0 ? `\tElr: ${p.eligibleLeaderReplicas!.join(',')}` : ''}${(p.lastKnownElr ?? []).length > 0 ? `\tLastKnownElr: ${p.lastKnownElr!.join(',')}` : ''}` +
                 `${p.errorCode !== 0 ? `\tError: ${codeLine(p.errorCode, p.errorMessage)}` : ''}`,
             );
           }

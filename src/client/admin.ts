@@ -26,6 +26,10 @@ export interface PartitionInfo {
   replicas: number[];
   isr: number[];
   offlineReplicas: number[];
+  /** Eligible leader replicas [KIP-966]: out of the ISR, but electable (they hold every record up to the high watermark). */
+  elr: number[];
+  /** Replicas that left the ELR by an unclean restart (a hint for unclean elections). */
+  lastKnownElr: number[];
 }
 
 export interface TopicInfo {
@@ -89,7 +93,17 @@ export interface ElectionResult {
 const ADMIN_RETRY_MS = 100;
 
 function toPartitionInfo(p: PartitionMetadata): PartitionInfo {
-  return { partitionErrorCode: p.errorCode, partitionId: p.partition, leader: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr, offlineReplicas: p.offlineReplicas };
+  return {
+    partitionErrorCode: p.errorCode,
+    partitionId: p.partition,
+    leader: p.leaderId,
+    leaderEpoch: p.leaderEpoch,
+    replicas: p.replicas,
+    isr: p.isr,
+    offlineReplicas: p.offlineReplicas,
+    elr: p.eligibleLeaderReplicas ?? [],
+    lastKnownElr: p.lastKnownElr ?? [],
+  };
 }
 
 function toAssignments(a: ITopicConfig['replicaAssignment']): ReplicaAssignment[] | undefined {

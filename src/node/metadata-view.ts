@@ -15,7 +15,7 @@ function topicView(t: TopicImage): TopicView {
   return {
     name: t.name,
     topicId: t.topicId,
-    partitions: t.partitions.map((p) => ({ partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr })),
+    partitions: t.partitions.map((p) => ({ partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr, elr: p.elr, lastKnownElr: p.lastKnownElr })),
   };
 }
 

@@ -27,6 +27,9 @@ export interface PartitionMetadata {
   replicas: number[];
   isr: number[];
   offlineReplicas: number[];
+  /** Absent from servers that predate them; decoded as lists. */
+  eligibleLeaderReplicas?: number[];
+  lastKnownElr?: number[];
 }
 
 export interface ConfigEntry {

@@ -213,6 +213,8 @@ function partitionMetadata(view: MetadataView, p: PartitionView): PartitionMetad
     replicas: [...p.replicas],
     isr: [...p.isr],
     offlineReplicas: offline,
+    eligibleLeaderReplicas: [...p.elr],
+    lastKnownElr: [...p.lastKnownElr],
   };
 }
 

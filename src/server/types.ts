@@ -65,6 +65,8 @@ export interface PartitionView {
   readonly leaderEpoch: number;
   readonly replicas: readonly number[];
   readonly isr: readonly number[];
+  readonly elr: readonly number[];
+  readonly lastKnownElr: readonly number[];
 }
 
 export interface TopicView {

@@ -219,6 +219,7 @@ test('raftka CLI against a three-node cluster', { timeout: 300_000 }, async (t) 
 
   // ── delete ──
   assert.equal((await raftka(['topics', 'create', 'gone', '-p', '1', '-r', '3'], { env })).code, 0);
+  assert.equal((await raftka(['topics', 'create', 'strict', '-p', '1', '-r', '3', '--config', 'min.insync.replicas=3'], { env })).code, 0);
   const deleted = await raftka(['topics', 'delete', 'gone'], { env });
   assert.equal(deleted.code, 0, deleted.stderr);
   assertOneLineError(await raftka(['topics', 'delete', 'gone'], { env }), /topic "gone" does not exist/, 'delete twice');
@@ -239,6 +240,16 @@ test('raftka CLI against a three-node cluster', { timeout: 300_000 }, async (t) 
   const followed = await follower.done;
   assert.equal(followed.code, 0, followed.stderr);
   assert.deepEqual(lines(followed.stdout), [...p0, ...later], 'partition 0 read across the leader change, nothing skipped or repeated');
+
+  // ── describe shows the eligible leader replicas [KIP-966]: the stopped broker left the
+  // ISR of "strict" below its min.insync.replicas of 3, holding every record up to the
+  // high watermark, so it stays electable ──
+  const running = cluster.runningIds().map((id) => cluster.clientAddress(id)).join(',');
+  const strict = await raftka(['topics', 'describe', 'strict', '--bootstrap', running]);
+  assert.equal(strict.code, 0, strict.stderr);
+  assert.match(strict.stdout, new RegExp(`Partition: 0\\t.*\\tIsr: [0-9,]+\\tOffline: ${victim}\\tElr: ${victim}$`, 'm'));
+  const strictJson = JSON.parse((await raftka(['topics', 'describe', 'strict', '--json', '--bootstrap', running])).stdout) as { partitions: Array<{ isr: number[]; elr: number[]; lastKnownElr: number[] }> };
+  assert.deepEqual([strictJson.partitions[0]!.isr.includes(victim), strictJson.partitions[0]!.elr, strictJson.partitions[0]!.lastKnownElr], [false, [victim], []]);
 
   const dump = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(victim), '--json']);
   assert.equal(dump.code, 0, dump.stderr);

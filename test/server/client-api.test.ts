@@ -183,7 +183,7 @@ test('a partition led elsewhere answers NOT_LEADER_OR_FOLLOWER naming the leader
   const stale = await produceOne(h, buildBatch([{ value: 'y' }]), 1, 0);
   assert.equal(stale.errorCode, E.NOT_LEADER_OR_FOLLOWER.code);
   assert.deepEqual(stale.currentLeader, { leaderId: 1, leaderEpoch: 1 });
-  h.meta.topicList[0] = { ...h.meta.topicList[0]!, partitions: [{ partition: 0, leader: -1, leaderEpoch: 3, replicas: [1, 2], isr: [] }] };
+  h.meta.topicList[0] = { ...h.meta.topicList[0]!, partitions: [{ partition: 0, leader: -1, leaderEpoch: 3, replicas: [1, 2], isr: [], elr: [], lastKnownElr: [] }] };
   const none = await produceOne(h, buildBatch([{ value: 'z' }]), 1, 0);
   assert.equal(none.errorCode, E.LEADER_NOT_AVAILABLE.code);
 });
@@ -196,8 +196,8 @@ test('Metadata, DescribeTopics and DescribeCluster come from the metadata view',
   assert.deepEqual(md.brokers.map((b) => [b.id, b.port, b.rack, b.fenced]), [[1, 9092, 'r1', false], [2, 9093, '', false], [3, 9094, '', true]]);
   assert.equal(md.topics.length, 1);
   const [p0, p1] = md.topics[0]!.partitions;
-  assert.deepEqual({ ...p0 }, { errorCode: 0, errorMessage: '', partition: 0, leaderId: 1, leaderEpoch: 1, replicas: [1], isr: [1], offlineReplicas: [] });
-  assert.deepEqual(p1!.offlineReplicas, [3]);
+  assert.deepEqual({ ...p0 }, { errorCode: 0, errorMessage: '', partition: 0, leaderId: 1, leaderEpoch: 1, replicas: [1], isr: [1], offlineReplicas: [], eligibleLeaderReplicas: [], lastKnownElr: [] });
+  assert.deepEqual([p1!.offlineReplicas, p1!.eligibleLeaderReplicas, p1!.lastKnownElr], [[3], [], [3]]);
 
   const named = await h.client.metadata({ topics: ['t', 'missing', 'bad name'], topicIds: [OTHER_TOPIC_ID] });
   assert.deepEqual(named.topics.map((x) => [x.name || x.topicId, x.errorCode]), [
@@ -422,7 +422,7 @@ test('a partition left out by the response byte bound gives its lent read buffer
         ),
     }),
   });
-  h.meta.topicList.push({ name: 'u', topicId: OTHER_TOPIC_ID, partitions: [{ partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1] }] });
+  h.meta.topicList.push({ name: 'u', topicId: OTHER_TOPIC_ID, partitions: [{ partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1], elr: [], lastKnownElr: [] }] });
   // Nothing idle, so the buffers lent below are fresh and the ones idle afterwards are theirs.
   const drained: Buffer[] = [];
   while (readBuffers.idleCount > 0) drained.push(readBuffers.acquire(100_000));

@@ -95,8 +95,9 @@ export async function startHarness(
     name: 't',
     topicId: TOPIC_ID,
     partitions: [
-      { partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1] },
-      { partition: 1, leader: 2, leaderEpoch: 5, replicas: [2, 3], isr: [2] },
+      { partition: 0, leader: 1, leaderEpoch: 1, replicas: [1], isr: [1], elr: [], lastKnownElr: [] },
+      // Broker 3 restarted uncleanly while out of the ISR [KIP-966].
+      { partition: 1, leader: 2, leaderEpoch: 5, replicas: [2, 3], isr: [2], elr: [], lastKnownElr: [3] },
     ],
   });
   meta.configs.set(TOPIC_ID, [

@@ -4,8 +4,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHistory } from '../../src/jepsen/history.ts';
 import { runOnce } from '../../src/jepsen/runner.ts';
-import type { Schedule } from '../../src/jepsen/schedule.ts';
+import type { FaultKind, FaultStep } from '../../src/jepsen/fault-api.ts';
 import { tempDir } from '../support/tmp.ts';
+
+type HasAfter = Parameters<typeof tempDir>[0];
+
+/** One --no-flush-before-ack run of two producers on one topic of two partitions; its outcome and nemesis ops. */
+async function lazyRun(t: HasAfter, name: string, seed: number, timeMs: number, kinds: FaultKind[], faults: FaultStep[]) {
+  const reportDir = tempDir(t, 'raftka-jepsen-lazy-');
+  const o = await runOnce(seed, { topics: 1, partitions: 2, producers: 2, consumers: 1, faults }, { nodes: 3, timeMs, kinds, flushBeforeAck: false, reportDir }, name);
+  const nemesis = parseHistory(readFileSync(join(reportDir, name, 'history.jsonl'), 'utf8')).filter((op) => op.process === 'nemesis');
+  return { o, nemesis };
+}
 
 // Topics with flush.before.ack=false acknowledge writes no replica has synced, so a power
 // loss takes the unsynced tail of the node it hits. Invariant 2 still holds while the
@@ -14,22 +24,14 @@ import { tempDir } from '../support/tmp.ts';
 // serves the hole. Three power losses, all on one node (the first hit's), while two
 // producers write.
 test('flush.before.ack=false topics: power losses of one node cut its unsynced tail and lose no acknowledged write', { timeout: 180_000 }, async (t) => {
-  const reportDir = tempDir(t, 'raftka-jepsen-lazy-');
-  const schedule: Schedule = {
-    topics: 1,
-    partitions: 2,
-    producers: 2,
-    consumers: 1,
-    faults: [
-      { kind: 'power-loss', atMs: 2000, durationMs: 2500, target: 'partition-leader' },
-      { kind: 'power-loss', atMs: 6500, durationMs: 2500, target: 'controller' },
-      { kind: 'power-loss', atMs: 11_000, durationMs: 2500, allNodes: true },
-    ],
-  };
-  const o = await runOnce(23, schedule, { nodes: 3, timeMs: 16_000, kinds: ['power-loss'], flushBeforeAck: false, reportDir }, 'lazy');
+  const { o, nemesis } = await lazyRun(t, 'lazy', 23, 16_000, ['power-loss'], [
+    { kind: 'power-loss', atMs: 2000, durationMs: 2500, target: 'partition-leader' },
+    { kind: 'power-loss', atMs: 6500, durationMs: 2500, target: 'controller' },
+    { kind: 'power-loss', atMs: 11_000, durationMs: 2500, allNodes: true },
+  ]);
   assert.equal(o.valid, true, o.summary);
   assert.ok(o.result.stats!.sendsOk > 0, 'the workload made progress');
-  const losses = parseHistory(readFileSync(join(reportDir, 'lazy', 'history.jsonl'), 'utf8')).filter((op) => op.process === 'nemesis' && op.f === 'power-loss' && op.type === 'ok');
+  const losses = nemesis.filter((op) => op.f === 'power-loss' && op.type === 'ok');
   assert.equal(losses.length, 3, o.summary);
   const values = losses.map((op) => op.value as { nodes: number[]; cutFiles: number; cutBytes: number });
   assert.ok(values.every((v) => v.nodes.length === 1 && v.nodes[0] === values[0]!.nodes[0]), `one node lost power every time: ${JSON.stringify(values)}`);
@@ -42,23 +44,14 @@ test('flush.before.ack=false topics: power losses of one node cut its unsynced t
 // three at once: every replica restarts after an unclean stop, none is eligible, and
 // the run's recovery elects, unclean, the replica reporting the most complete log.
 test('flush.before.ack=false topics: after every replica stopped uncleanly, the unclean election of the most complete log loses no acknowledged write', { timeout: 180_000 }, async (t) => {
-  const reportDir = tempDir(t, 'raftka-jepsen-lazy-');
-  const schedule: Schedule = {
-    topics: 1,
-    partitions: 2,
-    producers: 2,
-    consumers: 1,
-    faults: [
-      { kind: 'power-loss', atMs: 2000, durationMs: 2500, target: 'partition-leader' },
-      { kind: 'kill', atMs: 7000, durationMs: 2000, target: 'all' },
-    ],
-  };
-  const o = await runOnce(29, schedule, { nodes: 3, timeMs: 12_000, kinds: ['power-loss', 'kill'], flushBeforeAck: false, reportDir }, 'recovery');
+  const { o, nemesis } = await lazyRun(t, 'recovery', 29, 12_000, ['power-loss', 'kill'], [
+    { kind: 'power-loss', atMs: 2000, durationMs: 2500, target: 'partition-leader' },
+    { kind: 'kill', atMs: 7000, durationMs: 2000, target: 'all' },
+  ]);
   assert.equal(o.valid, true, o.summary);
-  const history = parseHistory(readFileSync(join(reportDir, 'recovery', 'history.jsonl'), 'utf8'));
-  const kills = history.filter((op) => op.process === 'nemesis' && op.f === 'kill' && op.type === 'ok');
+  const kills = nemesis.filter((op) => op.f === 'kill' && op.type === 'ok');
   assert.deepEqual(kills.map((op) => (op.value as { nodes: number[] }).nodes), [[1, 2, 3]], 'the kill hit every node');
-  const recovery = history.filter((op) => op.process === 'nemesis' && op.f === 'unclean-recovery');
+  const recovery = nemesis.filter((op) => op.f === 'unclean-recovery');
   assert.deepEqual(recovery.map((op) => op.type), ['invoke', 'ok'], o.summary);
   const elected = (recovery[1]!.value as { elected: Record<string, number> }).elected;
   assert.ok(Object.keys(elected).length > 0, `partitions were left without a leader and elected: ${JSON.stringify(elected)}`);

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerLogCommands } from './log.ts';
 import { registerStorageCommands } from './storage.ts';
 import { registerBrokerCommand } from './broker.ts';
+import { registerPrintBrokerCommand } from './broker-command.ts';
 import { registerDevCommand } from './dev.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerTopicsCommands } from './topics.ts';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerLogCommands(program);
   registerStorageCommands(program);
   registerBrokerCommand(program);
+  registerPrintBrokerCommand(program);
   registerDevCommand(program);
   registerClusterCommands(program);
   registerTopicsCommands(program);

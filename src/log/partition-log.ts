@@ -517,6 +517,11 @@ export class PartitionLog {
     const old = this.active;
     assert(baseOffset >= old.nextOffset, () => `roll at ${baseOffset} below log end ${old.nextOffset}`);
     await old.sealIndexes();
+    // The old segment is made durable before the next one exists. Otherwise a power loss
+    // could keep the new (empty) segment file while the old one loses its unsynced tail:
+    // the log end would stay at the new base offset with a hole below it, which recovery
+    // cannot tell from the gaps compaction leaves between segments. Once per segment.
+    await old.flush();
     this.segments.push(await LogSegment.create(this.dir, baseOffset, this.segOpts));
     this.dirDirty = true;
     this.logger.debug({ baseOffset }, 'rolled segment');

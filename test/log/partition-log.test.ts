@@ -250,6 +250,25 @@ test('recovery after a crash cuts a torn tail and a corrupt batch, logs it, and 
   assert.deepEqual((await readAll(log)).map((r) => r.offset), Array.from({ length: firstBase }, (_, i) => i));
 });
 
+// A roll syncs the old segment before the new one exists. A power loss may keep the new,
+// empty segment file and cut every other file to its fsynced length; without that sync
+// the log reopened with its end at the new base offset and nothing readable below it
+// (the log model property found it: Append, Roll, Crash on a flush.before.ack=false log).
+test('a power loss after a roll leaves no hole: the rolled segment was synced before the next one was created', async (t) => {
+  const dir = tempDir(t);
+  const synced = new Map<string, number>();
+  const opts = { config: small(), onSync: (path: string, len: number) => synced.set(path, len) };
+  let log = await PartitionLog.open(dir, opts);
+  await log.appendAsLeader(batchOf(3, 'a'), 0);
+  await log.forceRoll();
+  await log.abandon();
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.log'))) truncateSync(join(dir, f), synced.get(join(dir, f)) ?? 0);
+  log = await PartitionLog.open(dir, opts);
+  defer(t, () => log.close());
+  assert.equal(log.logEndOffset, 3);
+  assert.deepEqual((await readAll(log)).map((r) => r.offset), [0, 1, 2]);
+});
+
 test('a log reopens correctly with missing or corrupt index files', async (t) => {
   const dir = tempDir(t);
   let log = await PartitionLog.open(dir, { config: small() });

@@ -2,12 +2,25 @@
 // kafka-configs. Admin requests go to any broker, which forwards them to the active
 // controller and answers once the controller's records commit.
 import type { Command } from 'commander';
-import { errorByCode } from '../common/errors.ts';
+import { ERRORS, errorByCode } from '../common/errors.ts';
 import { isTopicConfigKey, parseTopicConfig } from '../metadata/topic-config.ts';
-import { CONFIG_OP_DELETE, CONFIG_OP_SET, CONFIG_RESOURCE_TOPIC, ELECTION_PREFERRED, ELECTION_UNCLEAN, type ConfigEntry, type TopicDescription } from '../proto/raftka.ts';
+import {
+  CONFIG_OP_DELETE,
+  CONFIG_OP_SET,
+  CONFIG_RESOURCE_TOPIC,
+  ELECTION_PREFERRED,
+  ELECTION_UNCLEAN,
+  type ConfigEntry,
+  type ElectLeadersTopic,
+  type ElectLeadersTopicResult,
+  type PartitionElectionResult,
+  type TopicDescription,
+} from '../proto/raftka.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, collect, intArg, oneLineErrors, parseKeyValues } from './common.ts';
 
 const ADMIN_TIMEOUT_MS = 15_000;
+/** Between elections that answered ELIGIBLE_LEADERS_NOT_AVAILABLE, under --wait-ms. */
+const RETRY_ELECTION_MS = 250;
 
 /** Checks keys and values the way the controller will, so a typo fails before any request. */
 function checkConfigs(configs: Record<string, string>): void {
@@ -45,6 +58,35 @@ function describeJson(t: TopicDescription, allConfigs: boolean) {
 function configsLine(configs: ConfigEntry[], all: boolean): string {
   const shown = configs.filter((c) => all || c.source === 'topic');
   return shown.map((c) => `${c.name}=${c.value}${all ? ` (${c.source})` : ''}`).join(',');
+}
+
+export interface ElectionAnswer extends PartitionElectionResult {
+  readonly topic: string;
+}
+
+/**
+ * Runs an election, then (for up to `waitMs`) asks again for the partitions that answered
+ * ELIGIBLE_LEADERS_NOT_AVAILABLE: an unclean election waits while replicas are starting or
+ * have not reported their logs. Returns the last answer per partition, in first-answer order.
+ */
+export async function electAskingAgain(
+  elect: (topics: ElectLeadersTopic[]) => Promise<ElectLeadersTopicResult[]>,
+  first: ElectLeadersTopic[],
+  waitMs: number,
+  clock: { now: () => number; sleep: (ms: number) => Promise<void> } = { now: Date.now, sleep: (ms) => new Promise((res) => setTimeout(res, ms)) },
+): Promise<ElectionAnswer[]> {
+  const deadline = clock.now() + waitMs;
+  const answers = new Map<string, ElectionAnswer>();
+  let ask = first;
+  for (;;) {
+    for (const t of await elect(ask)) for (const p of t.partitions) answers.set(`${t.name}\0${p.partition}`, { ...p, topic: t.name });
+    const waiting = [...answers.values()].filter((a) => a.errorCode === ERRORS.ELIGIBLE_LEADERS_NOT_AVAILABLE.code);
+    if (waiting.length === 0 || clock.now() + RETRY_ELECTION_MS > deadline) return [...answers.values()];
+    const byTopic = new Map<string, number[]>();
+    for (const w of waiting) byTopic.set(w.topic, [...(byTopic.get(w.topic) ?? []), w.partition]);
+    ask = [...byTopic].map(([name, partitions]) => ({ name, partitions }));
+    await clock.sleep(RETRY_ELECTION_MS);
+  }
 }
 
 export function registerTopicsCommands(program: Command): void {
@@ -256,33 +298,36 @@ export function registerTopicsCommands(program: Command): void {
         .description('move partition leadership back to the preferred replica (the first in the replica list), or --unclean: elect a leader for partitions that have none')
         .argument('[name]', 'topic name (default: every partition of every topic)')
         .option('-p, --partition <n>', 'only this partition of the topic (repeatable)', (v: string, prev: number[]) => [...prev, intArg(0, 1_000_000)(v)], [] as number[])
-        .option('--unclean', 'elect out-of-sync replicas for partitions without a leader (may lose acknowledged writes)')
+        .option('--unclean', 'elect the replica with the most complete log for partitions without a leader (may lose acknowledged writes)')
+        .option('--wait-ms <ms>', 'ask again, up to this long, for partitions that cannot elect a leader yet (ELIGIBLE_LEADERS_NOT_AVAILABLE: replicas still starting or not reported)', intArg(0, 3_600_000), 0)
         .option('--json', 'one JSON object per partition: {topic,partition,leader,result}'),
     ),
     'topics elect-leaders',
   ).action(
-    action('topics elect-leaders', async (name: string | undefined, opts: { bootstrap: string; partition: number[]; unclean?: boolean; json?: boolean }) => {
+    action('topics elect-leaders', async (name: string | undefined, opts: { bootstrap: string; partition: number[]; unclean?: boolean; waitMs: number; json?: boolean }) => {
       if (name === undefined && opts.partition.length > 0) throw new CliError('--partition needs a topic name');
       const cluster = new Cluster(opts.bootstrap);
       try {
         if (name !== undefined) await cluster.topic(name);
         const client = await cluster.any();
-        const r = await client.electLeaders({
-          electionType: opts.unclean ? ELECTION_UNCLEAN : ELECTION_PREFERRED,
-          topics: name === undefined ? [] : [{ name, partitions: opts.partition }],
-          timeoutMs: ADMIN_TIMEOUT_MS,
-        });
-        if (r.errorCode !== 0) throw new CliError(`leader election failed: ${codeLine(r.errorCode, r.errorMessage)}`);
+        const electionType = opts.unclean ? ELECTION_UNCLEAN : ELECTION_PREFERRED;
+        const answers = await electAskingAgain(
+          async (topics) => {
+            const r = await client.electLeaders({ electionType, topics, timeoutMs: ADMIN_TIMEOUT_MS });
+            if (r.errorCode !== 0) throw new CliError(`leader election failed: ${codeLine(r.errorCode, r.errorMessage)}`);
+            return r.topics;
+          },
+          name === undefined ? [] : [{ name, partitions: opts.partition }],
+          opts.waitMs,
+        );
         let failed = 0;
-        for (const t of r.topics) {
-          for (const p of t.partitions) {
-            const code = errorByCode(p.errorCode);
-            // Nothing to do is not a failure (Kafka's tool says the same).
-            if (p.errorCode !== 0 && code !== 'ELECTION_NOT_NEEDED') failed++;
-            const result = p.errorCode === 0 ? 'elected' : code === 'ELECTION_NOT_NEEDED' ? 'not needed' : codeLine(p.errorCode, p.errorMessage);
-            if (opts.json) console.log(JSON.stringify({ topic: t.name, partition: p.partition, leader: p.leaderId, result: p.errorCode === 0 ? 'ELECTED' : code, ...(p.errorMessage ? { message: p.errorMessage } : {}) }));
-            else console.log(`${t.name}-${p.partition}\tleader ${p.leaderId < 0 ? 'none' : p.leaderId}\t${result}`);
-          }
+        for (const p of answers) {
+          const code = errorByCode(p.errorCode);
+          // Nothing to do is not a failure (Kafka's tool says the same).
+          if (p.errorCode !== 0 && code !== 'ELECTION_NOT_NEEDED') failed++;
+          const result = p.errorCode === 0 ? 'elected' : code === 'ELECTION_NOT_NEEDED' ? 'not needed' : codeLine(p.errorCode, p.errorMessage);
+          if (opts.json) console.log(JSON.stringify({ topic: p.topic, partition: p.partition, leader: p.leaderId, result: p.errorCode === 0 ? 'ELECTED' : code, ...(p.errorMessage ? { message: p.errorMessage } : {}) }));
+          else console.log(`${p.topic}-${p.partition}\tleader ${p.leaderId < 0 ? 'none' : p.leaderId}\t${result}`);
         }
         if (failed > 0) throw new CliError(`${failed} partition(s) could not be elected (see above)`);
       } finally {

@@ -8,7 +8,9 @@
 // this test the reports' way from the brokers' logs to the controller.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { startProcessJepsenCluster } from '../../src/jepsen/cluster.ts';
 import { readReplicaLog, type ReplicaLog } from '../../src/jepsen/observations.ts';
 import { Raftka } from '../../src/client/index.ts';
@@ -16,6 +18,8 @@ import { ClusterClient } from '../support/cluster-client.ts';
 import { defer, tempDir, waitFor } from '../support/tmp.ts';
 
 const TOPIC = 'lazy';
+const bin = new URL('../../bin/raftka.mjs', import.meta.url).pathname;
+const run = promisify(execFile);
 
 interface LogEnd {
   readonly lastWrittenEpoch: number;
@@ -77,14 +81,12 @@ test('unclean election after every replica stopped uncleanly takes the most comp
   }, 30_000, 100);
   assert.equal(offline.leader, -1);
 
-  // The election waits (ELIGIBLE_LEADERS_NOT_AVAILABLE, elects nothing) until every
-  // broker's heartbeat has reported where its replica's log ends.
-  const elected = await waitFor('the unclean election', async () => {
-    const [r] = await admin.electLeaders({ topicPartitions: [{ topic: TOPIC, partitions: [0] }], electionType: 'unclean' });
-    if (r?.error === 'ELIGIBLE_LEADERS_NOT_AVAILABLE') return undefined;
-    return r;
-  }, 30_000, 100);
-  assert.equal(elected.error, undefined, elected.errorMessage);
+  // The operator's command. The election elects nothing (ELIGIBLE_LEADERS_NOT_AVAILABLE)
+  // until every broker's heartbeat has reported where its replica's log ends; --wait-ms
+  // asks again meanwhile.
+  const cli = await run(process.execPath, [bin, 'topics', 'elect-leaders', TOPIC, '--unclean', '--wait-ms', '30000', '--json', '--bootstrap', cluster.bootstrap.join(',')], { timeout: 60_000 });
+  const elected = JSON.parse(cli.stdout.trim()) as { partition: number; leader: number; result: string; message?: string };
+  assert.equal(elected.result, 'ELECTED', elected.message);
   assert.equal(elected.leader, kept, `the replica with the most complete log (${kept}) leads: ${shown}`);
 
   // The power-lossed replicas fetch from it, rejoin the ISR, and the high watermark

@@ -14,6 +14,7 @@ import {
   type ElectLeadersTopic,
   type ElectLeadersTopicResult,
   type PartitionElectionResult,
+  type PartitionMetadata,
   type TopicDescription,
 } from '../proto/raftka.ts';
 import { action, bootstrapOption, CliError, Cluster, codeLine, collect, intArg, oneLineErrors, parseKeyValues } from './common.ts';
@@ -174,11 +175,17 @@ export function registerTopicsCommands(program: Command): void {
         .description('show partitions (leader, leader epoch, replicas, ISR, offline replicas, ELR and last known ELR) and configs of one topic or all')
         .argument('[name]', 'topic name (default: every topic)')
         .option('--all-configs', 'show every effective config with its source (topic, broker, default), not only overrides')
+        .option('--under-replicated-partitions', 'only partitions whose ISR is smaller than their replica set (no topic lines)')
+        .option('--unavailable-partitions', 'only partitions without a leader (no topic lines)')
         .option('--json', 'one JSON object per topic'),
     ),
     'topics describe',
   ).action(
-    action('topics describe', async (name: string | undefined, opts: { bootstrap: string; allConfigs?: boolean; json?: boolean }) => {
+    action('topics describe', async (name: string | undefined, opts: { bootstrap: string; allConfigs?: boolean; underReplicatedPartitions?: boolean; unavailablePartitions?: boolean; json?: boolean }) => {
+      // Kafka's kafka-topics --describe filters: with either, only the partitions that match.
+      const filtered = opts.underReplicatedPartitions === true || opts.unavailablePartitions === true;
+      const wanted = (p: PartitionMetadata) =>
+        !filtered || (opts.underReplicatedPartitions === true && p.isr.length < p.replicas.length) || (opts.unavailablePartitions === true && p.leaderId < 0);
       const cluster = new Cluster(opts.bootstrap);
       try {
         const client = await cluster.any();
@@ -191,13 +198,15 @@ export function registerTopicsCommands(program: Command): void {
           throw new CliError(`topic ${JSON.stringify(name)}: ${codeLine(t.errorCode, t.errorMessage)}`);
         }
         for (const t of found) {
+          const partitions = t.partitions.filter(wanted);
+          if (filtered && partitions.length === 0) continue;
           if (opts.json) {
-            console.log(JSON.stringify(describeJson(t, opts.allConfigs ?? false)));
+            console.log(JSON.stringify(describeJson({ ...t, partitions }, opts.allConfigs ?? false)));
             continue;
           }
           const rf = t.partitions[0]?.replicas.length ?? 0;
-          console.log(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${t.partitions.length}\tReplicationFactor: ${rf}\tConfigs: ${configsLine(t.configs, opts.allConfigs ?? false)}`);
-          for (const p of [...t.partitions].sort((a, b) => a.partition - b.partition)) {
+          if (!filtered) console.log(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${t.partitions.length}\tReplicationFactor: ${rf}\tConfigs: ${configsLine(t.configs, opts.allConfigs ?? false)}`);
+          for (const p of [...partitions].sort((a, b) => a.partition - b.partition)) {
             console.log(
               `\tTopic: ${t.name}\tPartition: ${p.partition}\tLeader: ${p.leaderId < 0 ? 'none' : p.leaderId}\tLeaderEpoch: ${p.leaderEpoch}` +
                 `\tReplicas: ${p.replicas.join(',')}\tIsr: ${p.isr.join(',')}${p.offlineReplicas.length > 0 ? `\tOffline: ${p.offlineReplicas.join(',')}` : ''}` +

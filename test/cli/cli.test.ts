@@ -250,6 +250,13 @@ test('raftka CLI against a three-node cluster', { timeout: 300_000 }, async (t) 
   assert.match(strict.stdout, new RegExp(`Partition: 0\\t.*\\tIsr: [0-9,]+\\tOffline: ${victim}\\tElr: ${victim}$`, 'm'));
   const strictJson = JSON.parse((await raftka(['topics', 'describe', 'strict', '--json', '--bootstrap', running])).stdout) as { partitions: Array<{ isr: number[]; elr: number[]; lastKnownElr: number[] }> };
   assert.deepEqual([strictJson.partitions[0]!.isr.includes(victim), strictJson.partitions[0]!.elr, strictJson.partitions[0]!.lastKnownElr], [false, [victim], []]);
+  // Kafka's describe filters: only partition lines, only those that match.
+  const under = await raftka(['topics', 'describe', '--under-replicated-partitions', '--bootstrap', running]);
+  assert.equal(under.code, 0, under.stderr);
+  assert.ok(lines(under.stdout).length > 0 && lines(under.stdout).every((l) => l.startsWith('\tTopic: ') && l.includes(`\tOffline: ${victim}`)), under.stdout);
+  assert.ok(lines(under.stdout).some((l) => l.startsWith('\tTopic: strict\tPartition: 0\t')), under.stdout);
+  const unavailable = await raftka(['topics', 'describe', '--unavailable-partitions', '--bootstrap', running]);
+  assert.deepEqual([unavailable.code, unavailable.stdout], [0, ''], 'every partition still has a leader');
 
   const dump = await raftka(['metadata', 'dump', '--dir', cluster.dataDir(victim), '--json']);
   assert.equal(dump.code, 0, dump.stderr);

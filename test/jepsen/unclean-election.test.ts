@@ -80,6 +80,9 @@ test('unclean election after every replica stopped uncleanly takes the most comp
     return p.leader === -1 && p.isr.length === 0 ? p : undefined;
   }, 30_000, 100);
   assert.equal(offline.leader, -1);
+  const listed = await run(process.execPath, [bin, 'topics', 'describe', '--unavailable-partitions', '--json', '--bootstrap', cluster.bootstrap.join(',')]);
+  const unavailable = JSON.parse(listed.stdout.trim()) as { name: string; partitions: Array<{ partition: number; leader: number }> };
+  assert.deepEqual([unavailable.name, unavailable.partitions.map((p) => [p.partition, p.leader])], [TOPIC, [[0, -1]]], 'describe --unavailable-partitions lists it');
 
   // The operator's command. The election elects nothing (ELIGIBLE_LEADERS_NOT_AVAILABLE)
   // until every broker's heartbeat has reported where its replica's log ends; --wait-ms

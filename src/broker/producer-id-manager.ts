@@ -51,8 +51,8 @@ export class ProducerIdManager {
         await this.fetch();
       } catch (e) {
         // Every failure is retried until the deadline: besides NOT_CONTROLLER, a broker
-        // that is (re)registering is refused with BROKER_ID_NOT_REGISTERED or a stale
-        // broker epoch for a moment, which its registration soon fixes.
+        // that is (re)registering is refused with BROKER_ID_NOT_REGISTERED or
+        // STALE_BROKER_EPOCH for a moment, which its registration soon fixes.
         const left = deadline - Date.now();
         if (left <= 0) {
           throw new RaftkaError('REQUEST_TIMED_OUT', `no producer id block from the controller within ${this.opts.timeoutMs ?? 10_000} ms: ${(e as Error).message}`);

@@ -102,13 +102,6 @@ export const REPLICATION_FACTOR_MAX = REPLICAS_MAX;
 export const RESOURCES_PER_REQUEST_MAX = 10_000;
 export const STRING_LENGTH_MAX = 1024;
 
-/**
- * KIP-903/KAFKA-14139: Kafka answers a stale broker epoch with STALE_BROKER_EPOCH (77) and
- * a stale partition epoch with INVALID_UPDATE_VERSION (95); neither is in the closed
- * table yet, so the nearest codes stand in (a re-registration, a metadata refresh).
- */
-const STALE_BROKER_EPOCH: ErrorName = 'BROKER_ID_NOT_REGISTERED';
-const INVALID_UPDATE_VERSION: ErrorName = 'FENCED_LEADER_EPOCH';
 
 const ENDPOINT = obj({ name: 'string', host: 'string', port: 'int' });
 const ASSIGNMENTS = opt(list(list('int', REPLICAS_MAX)));
@@ -660,7 +653,7 @@ export class QuorumController {
       return fail('NOT_LEADER_OR_FOLLOWER', `Broker ${req.brokerId} is not the leader of ${topic.name}-${req.partition} (leader: ${p.leader})`);
     }
     if (req.partitionEpoch !== p.partitionEpoch) {
-      return fail(INVALID_UPDATE_VERSION, `Partition epoch ${req.partitionEpoch} is not the current ${p.partitionEpoch}`);
+      return fail('INVALID_UPDATE_VERSION', `Partition epoch ${req.partitionEpoch} is not the current ${p.partitionEpoch}`);
     }
     const newIsr = req.newIsr ?? [];
     if (!Array.isArray(newIsr) || new Set(newIsr).size !== newIsr.length) return fail('INVALID_REQUEST', 'The new ISR repeats a broker');
@@ -881,7 +874,7 @@ export class QuorumController {
     const b = this.img.broker(brokerId);
     if (b === undefined) return apiError('BROKER_ID_NOT_REGISTERED', `Broker ${brokerId} is not registered`);
     if (b.brokerEpoch !== brokerEpoch) {
-      return apiError(STALE_BROKER_EPOCH, `Broker ${brokerId} epoch ${brokerEpoch} is stale (current ${b.brokerEpoch}); register again`);
+      return apiError('STALE_BROKER_EPOCH', `Broker ${brokerId} epoch ${brokerEpoch} is stale (current ${b.brokerEpoch}); register again`);
     }
     return undefined;
   }

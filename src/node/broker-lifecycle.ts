@@ -108,7 +108,7 @@ export class BrokerLifecycle {
             this.setState('stopped');
             for (const w of this.shutdownWaiters.splice(0)) w();
           } else if (!this.wantShutDown) this.setState(r.isFenced ? 'fenced' : 'unfenced');
-        } else if (err === 'STALE_CONTROLLER_EPOCH' || err === 'BROKER_ID_NOT_REGISTERED' || err === 'DUPLICATE_BROKER_REGISTRATION' || err === 'INVALID_REQUEST') {
+        } else if (err === 'STALE_CONTROLLER_EPOCH' || err === 'STALE_BROKER_EPOCH' || err === 'BROKER_ID_NOT_REGISTERED' || err === 'DUPLICATE_BROKER_REGISTRATION' || err === 'INVALID_REQUEST') {
           // The controller no longer knows this registration (e.g. fenced and replaced): register again.
           this.log.warn({ error: err, message: r.errorMessage }, 'heartbeat refused; registering again');
           this._brokerEpoch = -1;

@@ -71,7 +71,7 @@ test('registration: a retry is idempotent; a second live incarnation is a duplic
   assert.equal(late.error, 'DUPLICATE_BROKER_REGISTRATION');
   // Heartbeats from the old incarnation are refused.
   const stale = h.heartbeat(1, { brokerEpoch: epoch1 });
-  assert.equal(stale.error, 'BROKER_ID_NOT_REGISTERED');
+  assert.equal(stale.error, 'STALE_BROKER_EPOCH');
   assert.match(stale.errorMessage!, /stale/);
   assert.equal(h.heartbeat(1).isFenced, false);
 });
@@ -206,7 +206,7 @@ test('controlled shutdown moves leaderships, leaves ISRs, fences the broker, and
   assert.equal(h.image.broker(1)!.fenced, true);
   for (const p of h.image.topic('t')!.partitions) assert.deepEqual(p.isr, p.replicas.filter((b) => b !== 1));
   const stale = h.commit(h.controller.controlledShutdown({ brokerId: 1, brokerEpoch: 99 }, h.nowMs));
-  assert.equal(stale.error, 'BROKER_ID_NOT_REGISTERED');
+  assert.equal(stale.error, 'STALE_BROKER_EPOCH');
   // The same through a heartbeat with wantShutDown.
   const hb = h.heartbeat(2, { wantShutDown: true });
   assert.deepEqual([hb.shouldShutDown, hb.isFenced], [true, true]);
@@ -444,14 +444,14 @@ test('AlterPartition is fenced by leader epoch, partition epoch, leadership and 
   expectError({ partition: 3 }, 'UNKNOWN_TOPIC_OR_PARTITION', /t-3/);
   expectError({ leaderEpoch: p.leaderEpoch + 1 }, 'UNKNOWN_LEADER_EPOCH', /newer/);
   expectError({ brokerId: f1, brokerEpoch: h.epochs.get(f1)! }, 'NOT_LEADER_OR_FOLLOWER', /not the leader/);
-  expectError({ partitionEpoch: p.partitionEpoch + 5 }, 'FENCED_LEADER_EPOCH', /Partition epoch/);
-  expectError({ brokerEpoch: 999 }, 'BROKER_ID_NOT_REGISTERED', /stale/);
+  expectError({ partitionEpoch: p.partitionEpoch + 5 }, 'INVALID_UPDATE_VERSION', /Partition epoch/);
+  expectError({ brokerEpoch: 999 }, 'STALE_BROKER_EPOCH', /stale/);
   expectError({ newIsr: [leader, leader] }, 'INVALID_REQUEST', /repeats/);
   expectError({ newIsr: [f1, f2] }, 'INVALID_REQUEST', /must hold the leader/);
   expectError({ newIsr: [leader, outsider] }, 'INVALID_REQUEST', /not replicas/);
   assert.equal(call({}).error, 'NONE');
   // The leader's old view (partition epoch before its own change) is stale now.
-  expectError({ newIsr: [leader] }, 'FENCED_LEADER_EPOCH', /Partition epoch 0 is not the current 1/);
+  expectError({ newIsr: [leader] }, 'INVALID_UPDATE_VERSION', /Partition epoch 0 is not the current 1/);
   // A fenced broker may not join the ISR [KIP-903]; nor may one at another epoch.
   h.heartbeat(f2, { wantFence: true });
   const cur = h.partition('t');
@@ -733,7 +733,7 @@ test('producer-id blocks are consecutive and never overlap, across controller fa
     [3000, 4000],
   ]);
   const stale = h.commit(h.controller.allocateProducerIds({ brokerId: 1, brokerEpoch: 77 }, h.nowMs));
-  assert.equal(stale.error, 'BROKER_ID_NOT_REGISTERED');
+  assert.equal(stale.error, 'STALE_BROKER_EPOCH');
   assert.equal(stale.producerIdStart, -1);
 });
 
